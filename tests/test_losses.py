@@ -1,0 +1,154 @@
+"""Focal loss and the void-safe cross-entropy."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from utils.errors import ConfigError
+from utils.losses import FocalLoss, SafeCrossEntropyLoss, build_seg_loss
+
+
+def _batch(seed: int = 0, c: int = 5, ignore_frac: float = 0.3):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(2, c, 6, 7, generator=g) * 3
+    target = torch.randint(0, c, (2, 6, 7), generator=g)
+    target[torch.rand(target.shape, generator=g) < ignore_frac] = 255
+    return logits, target
+
+
+def test_focal_gamma0_equals_cross_entropy_with_ignore():
+    logits, target = _batch()
+    assert (target == 255).any()
+    got = FocalLoss(gamma=0.0)(logits, target)
+    want = F.cross_entropy(logits, target, ignore_index=255)
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_focal_gamma0_with_alpha_equals_weighted_cross_entropy():
+    logits, target = _batch(1)
+    alpha = [0.5, 2.0, 1.0, 0.1, 3.0]
+    got = FocalLoss(gamma=0.0, alpha=alpha)(logits, target)
+    want = F.cross_entropy(logits, target, weight=torch.tensor(alpha), ignore_index=255)
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_focal_hand_computed_one_pixel():
+    # Logits (2, 0), target 0: p = 1 / (1 + e^-2) = 0.880797...; loss = (1 - p)^2 * -ln p = 0.00180356...
+    logits = torch.tensor([2.0, 0.0]).view(1, 2, 1, 1)
+    target = torch.zeros(1, 1, 1, dtype=torch.long)
+    assert FocalLoss(gamma=2.0)(logits, target).item() == pytest.approx(0.0018035628, rel=1e-5)
+    # With alpha = (0.25, 0.75) the single pixel's weight cancels in the weighted mean ...
+    assert FocalLoss(gamma=2.0, alpha=[0.25, 0.75])(logits, target).item() == pytest.approx(0.0018035628, rel=1e-5)
+    # ... and shows in the sum.
+    s = FocalLoss(gamma=2.0, alpha=[0.25, 0.75], reduction="sum")(logits, target)
+    assert s.item() == pytest.approx(0.25 * 0.0018035628, rel=1e-5)
+
+
+def test_focal_down_weights_easy_pixels():
+    logits, target = _batch(2)
+    ce = FocalLoss(gamma=0.0, reduction="none")(logits, target)
+    fl = FocalLoss(gamma=2.0, reduction="none")(logits, target)
+    valid = target != 255
+    assert (fl[valid] <= ce[valid] + 1e-7).all()
+    assert (fl[valid] < ce[valid]).any()
+
+
+def test_focal_alpha_weighted_mean():
+    logits, target = _batch(3)
+    alpha = torch.tensor([0.5, 2.0, 1.0, 0.1, 3.0])
+    per_pixel = FocalLoss(gamma=2.0, reduction="none")(logits, target)
+    valid = target != 255
+    w = alpha[target[valid]]
+    want = (per_pixel[valid] * w).sum() / w.sum()
+    got = FocalLoss(gamma=2.0, alpha=alpha)(logits, target)
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0), build_seg_loss("ce"), build_seg_loss("focal")],
+                         ids=["focal", "ce", "built-focal"])
+def test_ignored_pixels_have_no_effect(loss):
+    logits, target = _batch(4)
+    logits.requires_grad_(True)
+    out = loss(logits, target)
+    out.backward()
+    ignored = (target == 255).unsqueeze(1).expand_as(logits)
+    assert (logits.grad[ignored] == 0).all()
+    changed = logits.detach().clone()
+    changed[ignored] = 50.0
+    assert loss(changed, target).item() == pytest.approx(out.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0), FocalLoss(gamma=0.5, alpha=[1.0, 2.0, 3.0]),
+                                  build_seg_loss("ce"), build_seg_loss("ce", alpha=[1.0, 2.0, 3.0])],
+                         ids=["focal", "focal-alpha", "ce", "ce-weight"])
+def test_all_ignored_batch_gives_zero_with_finite_grad(loss):
+    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+    target = torch.full((2, 4, 4), 255)
+    out = loss(logits, target)
+    assert out.item() == 0.0
+    out.backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_large_logits_are_stable(gamma):
+    logits = torch.tensor([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0]]).T.reshape(1, 3, 1, 2).clone().requires_grad_(True)
+    target = torch.tensor([[[0, 0]]])  # pixel 0 is certain and right, pixel 1 certain and wrong
+    out = FocalLoss(gamma=gamma)(logits, target)
+    out.backward()
+    assert torch.isfinite(out) and torch.isfinite(logits.grad).all()
+    assert out.item() == pytest.approx(1e4, rel=1e-4)  # (0 + 2e4) / 2; the wrong pixel has (1 - p)^gamma = 1
+
+
+def test_out_of_range_targets_are_ignored_not_a_crash():
+    logits, target = _batch(5)
+    bad = target.clone()
+    bad[0, 0, :3] = torch.tensor([5, -1, 99])
+    clean = bad.clone()
+    clean[(clean < 0) | (clean >= 5)] = 255
+    for loss in (FocalLoss(), build_seg_loss("ce")):
+        assert loss(logits, bad).item() == pytest.approx(loss(logits, clean).item(), rel=1e-6)
+
+
+def test_bf16_logits_give_float32_loss():
+    logits, target = _batch(6)
+    out = FocalLoss()(logits.bfloat16(), target)
+    assert out.dtype == torch.float32 and torch.isfinite(out)
+    assert out.item() == pytest.approx(FocalLoss()(logits.bfloat16().float(), target).item(), rel=1e-6)
+
+
+def test_reduction_none_and_sum():
+    logits, target = _batch(7)
+    per_pixel = FocalLoss(reduction="none")(logits, target)
+    assert per_pixel.shape == target.shape
+    assert (per_pixel[target == 255] == 0).all()
+    assert FocalLoss(reduction="sum")(logits, target).item() == pytest.approx(per_pixel.sum().item(), rel=1e-6)
+    mean = per_pixel.sum() / (target != 255).sum()
+    assert FocalLoss()(logits, target).item() == pytest.approx(mean.item(), rel=1e-6)
+
+
+def test_build_seg_loss():
+    ce = build_seg_loss("CE", ignore_index=7)
+    assert isinstance(ce, nn.CrossEntropyLoss) and isinstance(ce, SafeCrossEntropyLoss)
+    assert ce.ignore_index == 7
+    focal = build_seg_loss("focal", gamma=3.0, alpha=[1.0, 2.0])
+    assert isinstance(focal, FocalLoss) and focal.gamma == 3.0 and focal.alpha.tolist() == [1.0, 2.0]
+    with pytest.raises(ConfigError, match="ce or focal"):
+        build_seg_loss("dice")
+    logits, target = _batch(8)
+    target[target == 255] = 7
+    assert ce(logits, target).item() == pytest.approx(F.cross_entropy(logits, target, ignore_index=7).item())
+
+
+def test_invalid_focal_settings():
+    with pytest.raises(ConfigError):
+        FocalLoss(gamma=-1.0)
+    with pytest.raises(ConfigError):
+        FocalLoss(reduction="avg")
+    with pytest.raises(ConfigError, match="3 weights"):
+        FocalLoss(alpha=[1.0, 1.0, 1.0])(*_batch(9))
+    assert not math.isnan(FocalLoss()(*_batch(9)).item())

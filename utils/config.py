@@ -1,0 +1,434 @@
+"""Step-script configuration: the UPPER_CASE constants at the top of a script, overridable from the command line.
+
+A step script declares its settings as plain constants with a one-line comment each, an optional ``CHOICES``
+table and optional ``DEMO`` overrides, then calls ``load_config(globals(), argv)`` (nanoGPT-style)::
+
+    EPOCHS = 50                  # passes over the train set
+    EVAL_SIZE = (512, 1024)      # (H, W) evaluation resolution, or "native"
+    AMP = "auto"                 # auto | bf16 | fp16 | off
+    VARIANTS = {"none": {}, "flip": {"hflip": 0.5}}   # variant -> augmentations
+    CHOICES = {"AMP": ("auto", "bf16", "fp16", "off"), "EVAL_SIZE": ("native",)}
+    DEMO = {"EPOCHS": 2, "VARIANTS": "none"}          # --demo overrides
+
+Command line (SPEC 5): ``--KEY=value`` or ``--KEY value`` (key case-insensitive, ``-`` may stand for ``_``),
+``--demo``, ``--help``. The value's type comes from the default:
+
+- int (digits only, no "1e3"), float, str;
+- bool: true/false, 1/0, yes/no (any case); a bare ``--KEY`` means true;
+- tuple / list: comma-separated, element type from the default's first element; int tuples also take
+  ``512x1024``;
+- a ``None`` default takes any string, and ``none`` gives None;
+- a dict (such as ``VARIANTS``): a comma-separated subset of its keys, in the order given, or ``all``.
+
+``CHOICES`` maps a key to allowed strings. For a str default the value must be one of them; a choice
+ending in ``:N`` (e.g. ``"cuda:N"``) accepts that prefix alone or followed by ``:`` and an integer
+(``cuda``, ``cuda:1``). For any other
+default the listed strings are accepted as alternatives to a value of the default's type (``EVAL_SIZE``
+may be ``native``).
+
+``--demo`` applies the script's ``DEMO`` overrides first, then the user's, and appends ``-demo`` to
+``RUN_NAME``. ``DEMO`` values written as strings are parsed like command-line values; other Python values
+are used as they are (a list of keys for a dict constant selects those keys).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import io
+import re
+import sys
+import tokenize
+import types
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from utils.errors import ConfigError, UserError
+
+__all__ = ["Config", "load_config", "config_diff", "run_main", "format_value"]
+
+_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_RESERVED = ("DEMO", "CHOICES")
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+_INT_RE = re.compile(r"^[+-]?\d+(_\d+)*$")
+DEMO_SUFFIX = "-demo"
+
+
+class Config(dict):
+    """The resolved configuration: a dict of UPPER_CASE keys with attribute access (``cfg.EPOCHS``).
+
+    Attributes:
+        demo: True when ``--demo`` was given.
+        overrides: the keys the user set on the command line and their parsed values (not the DEMO ones).
+    """
+
+    def __init__(self, *args: Any, demo: bool = False, overrides: Mapping[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        object.__setattr__(self, "demo", bool(demo))
+        object.__setattr__(self, "overrides", dict(overrides or {}))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"config has no key {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("demo", "overrides"):
+            object.__setattr__(self, name, value)
+        else:
+            self[name] = value
+
+    def to_jsonable(self) -> dict:
+        """Plain lists, dicts, str, int, float, bool and None only: fit for results.json and for a checkpoint
+        that ``torch.load(weights_only=True)`` reads."""
+        return _jsonable(dict(self))
+
+
+def _jsonable(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return str(v)
+
+
+def config_diff(a: Mapping[str, Any], b: Mapping[str, Any], ignore: Iterable[str] = ()) -> list[str]:
+    """Human-readable differences between two configs, e.g. ``["EPOCHS: 2 -> 3"]``, skipping ``ignore``.
+
+    Values are compared in their JSON form, so a tuple equals the list it was saved as.
+    """
+    ignore = set(ignore)
+    a, b = _jsonable(dict(a)), _jsonable(dict(b))
+    out = []
+    for key in list(a) + [k for k in b if k not in a]:
+        if key in ignore:
+            continue
+        if key not in b:
+            out.append(f"{key}: {a[key]!r} -> (absent)")
+        elif key not in a:
+            out.append(f"{key}: (absent) -> {b[key]!r}")
+        elif a[key] != b[key]:
+            out.append(f"{key}: {a[key]!r} -> {b[key]!r}")
+    return out
+
+
+def format_value(v: Any) -> str:
+    """A value as one would type it on the command line."""
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, Mapping):
+        return ",".join(str(k) for k in v)
+    if isinstance(v, (list, tuple)):
+        return ",".join(format_value(x) for x in v)
+    return str(v)
+
+
+def _type_name(default: Any) -> str:
+    if isinstance(default, bool):
+        return "a bool (true/false/1/0/yes/no)"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "a string"
+    if default is None:
+        return "a string or none"
+    if isinstance(default, Mapping):
+        return f"a comma-separated subset of {', '.join(map(str, default))}, or all"
+    if isinstance(default, (list, tuple)):
+        if default and isinstance(default[0], int) and not isinstance(default[0], bool):
+            return "comma-separated integers (or AxB)"
+        elem = default[0] if default else ""
+        kind = {bool: "bools (true/false)", float: "numbers"}.get(type(elem), "strings")
+        return f"a comma-separated list of {kind}"
+    return type(default).__name__
+
+
+def _match_choice(raw: str, choices: tuple[str, ...]) -> str | None:
+    low = raw.lower()
+    for c in choices:
+        if c.endswith(":N"):
+            prefix = c[:-2]
+            if low == prefix.lower():
+                return prefix
+            m = re.fullmatch(re.escape(prefix.lower()) + r":(\d+)", low)
+            if m:
+                return f"{prefix}:{m.group(1)}"
+        elif low == c.lower():
+            return c
+    return None
+
+
+class _Parser:
+    def __init__(self, defaults: dict[str, Any], choices: Mapping[str, Iterable[str]]) -> None:
+        self.defaults = defaults
+        self.choices = {k: tuple(v) for k, v in choices.items()}
+        self.by_lower = {k.lower(): k for k in defaults}
+
+    def valid_keys(self) -> str:
+        return "Valid keys: " + ", ".join(self.defaults)
+
+    def resolve_key(self, name: str, where: str) -> str:
+        key = self.by_lower.get(name.lower().replace("-", "_"))
+        if key is not None:
+            return key
+        close = difflib.get_close_matches(name.upper().replace("-", "_"), list(self.defaults), n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"unknown option {where}.{hint} {self.valid_keys()}; see --help.")
+
+    def parse(self, key: str, raw: str, where: str) -> Any:
+        default = self.defaults[key]
+        choices = self.choices.get(key, ())
+        if choices:
+            hit = _match_choice(raw.strip(), choices)
+            if hit is not None:
+                return hit
+            if isinstance(default, str):
+                raise ConfigError(f"{where}: {key} must be one of {', '.join(choices)}; got {raw!r}.")
+        try:
+            return _parse_typed(raw, default)
+        except ValueError as e:
+            expected = _type_name(default)
+            if choices:
+                expected += f", or one of {', '.join(choices)}"
+            detail = f" ({e})" if str(e) else ""
+            raise ConfigError(f"{where}: {key} expects {expected}, got {raw!r}{detail}. "
+                              f"{self.valid_keys()}.") from None
+
+    def demo_value(self, key: str, value: Any) -> Any:
+        default = self.defaults[key]
+        if isinstance(value, str):
+            return self.parse(key, value, f"DEMO[{key!r}]")
+        if isinstance(default, Mapping) and isinstance(value, (list, tuple)):
+            return self.parse(key, ",".join(map(str, value)), f"DEMO[{key!r}]")
+        return copy.deepcopy(value)
+
+
+def _parse_typed(raw: str, default: Any) -> Any:
+    """Parse ``raw`` to the type of ``default``; ValueError with a short reason when it does not fit."""
+    s = raw.strip()
+    if isinstance(default, bool):
+        low = s.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError("")
+    if isinstance(default, int):
+        if not _INT_RE.match(s):
+            raise ValueError("")
+        return int(s)
+    if isinstance(default, float):
+        try:
+            return float(s)
+        except ValueError:
+            raise ValueError("") from None
+    if isinstance(default, str):
+        return raw
+    if default is None:
+        return None if s.lower() == "none" else raw
+    if isinstance(default, Mapping):
+        keys = list(default)
+        if s.lower() == "all":
+            return copy.deepcopy(dict(default))
+        names = [p.strip() for p in s.split(",") if p.strip()]
+        if not names:
+            raise ValueError("choose at least one")
+        by_lower = {str(k).lower(): k for k in keys}
+        chosen: dict = {}
+        for n in names:
+            k = n if n in default else by_lower.get(n.lower())
+            if k is None:
+                close = difflib.get_close_matches(n, [str(k) for k in keys], n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise ValueError(f"unknown entry {n!r}{hint}")
+            chosen.setdefault(k, copy.deepcopy(default[k]))
+        return chosen
+    if isinstance(default, (list, tuple)):
+        elem = default[0] if default else ""
+        is_int = isinstance(elem, int) and not isinstance(elem, bool)
+        if is_int and "," not in s and "x" in s.lower():
+            parts = re.split(r"[xX]", s)
+        else:
+            parts = s.split(",") if s else []
+        values = [_parse_typed(p.strip(), elem) for p in parts]
+        return type(default)(values)
+    raise ValueError(f"a {type(default).__name__} cannot be set from the command line")
+
+
+def _is_config_key(name: str, value: Any) -> bool:
+    return (_KEY_RE.match(name) is not None and name not in _RESERVED
+            and not isinstance(value, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)))
+
+
+def read_comments(script: str | None) -> dict[str, str]:
+    """``{KEY: comment}`` for top-level ``KEY = value  # comment`` lines of a script.
+
+    A comment on the assignment's first line wins; else the first comment inside a multi-line value; else
+    the comment lines directly above the assignment. An unreadable script gives no comments.
+    """
+    if not script:
+        return {}
+    try:
+        with tokenize.open(script) as f:
+            source = f.read()
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (OSError, SyntaxError, tokenize.TokenError, UnicodeDecodeError):
+        return {}
+    comments: dict[str, str] = {}
+    depth = 0
+    stmt: list[tokenize.TokenInfo] = []
+    above: list[str] = []
+    for tok in tokens:
+        if tok.type == tokenize.INDENT:
+            depth += 1
+        elif tok.type == tokenize.DEDENT:
+            depth -= 1
+        if tok.type == tokenize.COMMENT and not stmt:
+            above.append(tok.string.lstrip("#").strip())
+            continue
+        if tok.type == tokenize.NL and not stmt:
+            if tok.line.strip() == "":
+                above = []
+            continue
+        if tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+            if depth == 0 and stmt:
+                _take_comment(stmt, above, comments)
+            stmt, above = [], []
+            continue
+        if tok.type not in (tokenize.INDENT, tokenize.DEDENT):
+            stmt.append(tok)
+    return comments
+
+
+def _take_comment(stmt: list[tokenize.TokenInfo], above: list[str], out: dict[str, str]) -> None:
+    code = [t for t in stmt if t.type not in (tokenize.COMMENT, tokenize.NL)]
+    if len(code) < 2 or code[0].type != tokenize.NAME or not _KEY_RE.match(code[0].string):
+        return
+    if code[1].type != tokenize.OP or code[1].string not in ("=", ":"):
+        return
+    first_row = code[0].start[0]
+    inline = [t.string for t in stmt if t.type == tokenize.COMMENT]
+    same = [t.string for t in stmt if t.type == tokenize.COMMENT and t.start[0] == first_row]
+    text = (same or inline or [" ".join(above)])[0]
+    out[code[0].string] = text.lstrip("#").strip()
+
+
+def _help_text(prog: str, doc: str | None, defaults: dict[str, Any], comments: dict[str, str],
+               choices: Mapping[str, tuple[str, ...]], demo: Mapping[str, Any]) -> str:
+    lines = [f"usage: {prog} [--demo] [--KEY=value ...]"]
+    if doc and doc.strip():
+        lines += ["", doc.strip().split("\n\n")[0].strip()]
+    lines += ["", "options (defaults shown; keys are case-insensitive; --KEY value also works):"]
+    rows = []
+    for key, v in defaults.items():
+        note = comments.get(key, "")
+        listed = choices.get(key, ())
+        if listed and not all(c in note for c in listed):  # the comment often lists them already
+            note = f"{note} [choices: {', '.join(listed)}]".strip()
+        rows.append((f"--{key}={format_value(v)}", note))
+    demo_note = "a small, fast run on the synthetic world"
+    if demo:
+        demo_note += ": " + ", ".join(f"{k}={format_value(v)}" for k, v in demo.items())
+    rows += [("--demo", f"{demo_note}; RUN_NAME gets a {DEMO_SUFFIX} suffix"),
+             ("-h, --help", "show this message and exit")]
+    width = min(max(len(flag) for flag, _ in rows), 36)
+    for flag, note in rows:
+        if len(flag) > width and note:
+            lines += [f"  {flag}", f"  {'':<{width}}  {note}"]
+        else:
+            lines.append(f"  {flag:<{width}}  {note}".rstrip())
+    return "\n".join(lines)
+
+
+def load_config(namespace: dict, argv: list[str] | None, script: str | None = None) -> Config:
+    """Resolve a step script's configuration from its constants and the command line.
+
+    Args:
+        namespace: the script's ``globals()``: UPPER_CASE constants (except ``DEMO`` and ``CHOICES``) are the
+            keys; ``CHOICES`` and ``DEMO`` are read from it too.
+        argv: command-line arguments; None means ``sys.argv[1:]``.
+        script: path of the script to read ``--help`` comments from; defaults to ``namespace["__file__"]``.
+
+    Raises:
+        ConfigError: unknown key (with the closest match), wrong type, value not among the choices, or an
+            argument that is not ``--something``.
+        SystemExit: 0 after printing ``--help``.
+    """
+    if argv is None:
+        argv = sys.argv[1:]
+    defaults = {k: v for k, v in namespace.items() if _is_config_key(k, v)}
+    choices = {k: tuple(v) for k, v in (namespace.get("CHOICES") or {}).items()}
+    demo_overrides = dict(namespace.get("DEMO") or {})
+    parser = _Parser(defaults, choices)
+    for k in choices:
+        parser.resolve_key(k, f"CHOICES[{k!r}]")
+
+    if any(a in ("-h", "--help") for a in argv):
+        script = script or namespace.get("__file__")
+        prog = f"python {script}" if script else "python script.py"
+        print(_help_text(prog, namespace.get("__doc__"), defaults, read_comments(script), choices, demo_overrides))
+        raise SystemExit(0)
+
+    demo = False
+    user: list[tuple[str, str, str]] = []  # (key, raw value, as written)
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("--") or arg == "--":
+            raise ConfigError(f"unexpected argument {arg!r}: options look like --KEY=value (see --help).")
+        name, eq, raw = arg[2:].partition("=")
+        if name.lower() == "demo":
+            try:
+                demo = _parse_typed(raw, True) if eq else True
+            except ValueError:
+                raise ConfigError(f"--demo takes no value (or true/false), got {raw!r}.") from None
+            continue
+        key = parser.resolve_key(name, f"--{name}")
+        if not eq:
+            nxt = argv[i] if i < len(argv) else None
+            if isinstance(defaults[key], bool) and (nxt is None or nxt.startswith("--")):
+                raw = "true"
+            elif nxt is None or nxt.startswith("--"):
+                raise ConfigError(f"--{name} needs a value: --{key}=VALUE (default {format_value(defaults[key])}).")
+            else:
+                raw = nxt
+                i += 1
+        user.append((key, raw, f"--{name}"))
+
+    values = copy.deepcopy(defaults)
+    if demo:
+        for name, v in demo_overrides.items():
+            key = parser.resolve_key(name, f"DEMO[{name!r}]")
+            values[key] = parser.demo_value(key, v)
+    overrides = {}
+    for key, raw, where in user:
+        overrides[key] = values[key] = parser.parse(key, raw, where)
+    if demo and isinstance(values.get("RUN_NAME"), str) and not values["RUN_NAME"].endswith(DEMO_SUFFIX):
+        values["RUN_NAME"] += DEMO_SUFFIX
+    return Config(values, demo=demo, overrides=overrides)
+
+
+def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> Any:
+    """The step scripts' ``if __name__ == "__main__":`` wrapper.
+
+    A ``UserError`` prints ``error: <message>`` to stderr and exits 1 without a traceback; Ctrl-C exits 130
+    quietly (the engine has already written its checkpoint by then).
+    """
+    try:
+        return main(argv)
+    except UserError as e:
+        sys.stdout.flush()
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        raise SystemExit(130) from None

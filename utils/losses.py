@@ -1,0 +1,129 @@
+"""Segmentation losses: cross-entropy and Focal loss (Lin et al., 2017), both safe on void-only crops.
+
+A random crop can land entirely on void pixels (e.g. the ego-vehicle bonnet); torch's mean cross-entropy
+is then 0/0 = NaN and one such batch poisons the weights. Both losses here return 0 for such a batch,
+still connected to the graph so ``backward`` runs. Target values outside 0..C-1 other than the ignore
+index are treated as ignored too: on CUDA they would otherwise raise the "device-side assert" (SPEC 7).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from datasets.labels import IGNORE_INDEX
+from utils.errors import ConfigError
+
+__all__ = ["FocalLoss", "SafeCrossEntropyLoss", "build_seg_loss"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _sanitize_target(target: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
+    out_of_range = (target < 0) | (target >= num_classes)
+    return target.masked_fill(out_of_range, ignore_index)
+
+
+class SafeCrossEntropyLoss(nn.CrossEntropyLoss):
+    """``nn.CrossEntropyLoss`` that gives 0 instead of NaN when every target pixel is ignored.
+
+    Args:
+        ignore_index: target value that contributes neither loss nor gradient.
+        weight: optional per-class weights (length C), as in ``nn.CrossEntropyLoss``.
+        reduction: "mean", "sum" or "none".
+    """
+
+    def __init__(self, ignore_index: int = IGNORE_INDEX, weight: torch.Tensor | None = None,
+                 reduction: str = "mean") -> None:
+        if reduction not in _REDUCTIONS:
+            raise ConfigError(f"loss reduction must be one of {', '.join(_REDUCTIONS)}, got {reduction!r}")
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = _sanitize_target(target, input.shape[1], self.ignore_index)
+        loss = super().forward(input, target)
+        if self.reduction != "mean":
+            return loss
+        any_valid = (target != self.ignore_index).any()
+        # torch.where (not .item()) keeps this free of a host sync; the zero stays on the graph.
+        return torch.where(any_valid, loss, input.sum() * 0.0)
+
+
+class FocalLoss(nn.Module):
+    """Focal loss on logits: ``-alpha_t * (1 - p_t) ** gamma * log(p_t)`` per pixel.
+
+    Args:
+        gamma: focusing parameter; 0 gives (weighted) cross-entropy exactly.
+        alpha: optional per-class weights (length C). The mean is then weighted like ``F.cross_entropy``'s:
+            sum of weighted losses divided by the sum of the weights of the counted pixels.
+        ignore_index: target value that contributes neither loss nor gradient.
+        reduction: "mean" (over non-ignored pixels), "sum" or "none" (an NHW map, 0 at ignored pixels).
+
+    Computed in float32 from ``log_softmax`` (stable for any logit magnitude, also under autocast), with
+    ``1 - p_t`` as ``-expm1(log p_t)`` so confident pixels keep their small loss instead of rounding to 0.
+    """
+
+    def __init__(self, gamma: float = 2.0, alpha: Sequence[float] | torch.Tensor | None = None,
+                 ignore_index: int = IGNORE_INDEX, reduction: str = "mean") -> None:
+        super().__init__()
+        if gamma < 0:
+            raise ConfigError(f"focal loss gamma must be >= 0, got {gamma}")
+        if reduction not in _REDUCTIONS:
+            raise ConfigError(f"loss reduction must be one of {', '.join(_REDUCTIONS)}, got {reduction!r}")
+        self.gamma = float(gamma)
+        self.ignore_index = int(ignore_index)
+        self.reduction = reduction
+        if alpha is not None:
+            alpha = torch.as_tensor(alpha, dtype=torch.float32).flatten()
+            if (alpha < 0).any():
+                raise ConfigError("focal loss alpha weights must be >= 0")
+        self.register_buffer("alpha", alpha, persistent=False)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        num_classes = logits.shape[1]
+        if self.alpha is not None and self.alpha.numel() != num_classes:
+            raise ConfigError(f"focal loss alpha has {self.alpha.numel()} weights but the model predicts "
+                              f"{num_classes} classes")
+        target = _sanitize_target(target, num_classes, self.ignore_index)
+        valid = target != self.ignore_index
+        safe_target = torch.where(valid, target, 0).unsqueeze(1)
+        logpt = F.log_softmax(logits.float(), dim=1).gather(1, safe_target).squeeze(1)
+        loss = -logpt
+        if self.gamma > 0:
+            # clamp: for gamma < 1 the derivative of x**gamma is infinite at x = 0 (a pixel with p_t == 1).
+            one_minus_pt = (-torch.expm1(logpt)).clamp(min=1e-12)
+            loss = one_minus_pt.pow(self.gamma) * loss
+        weight = valid.to(loss.dtype)
+        if self.alpha is not None:
+            weight = weight * self.alpha.to(loss.device)[safe_target.squeeze(1)]
+        loss = loss * weight
+        if self.reduction == "none":
+            return loss
+        if self.reduction == "sum":
+            return loss.sum()
+        # An all-ignored batch: 0 / tiny = 0, with a gradient path through ``loss``.
+        return loss.sum() / weight.sum().clamp(min=torch.finfo(loss.dtype).tiny)
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, ignore_index={self.ignore_index}, reduction={self.reduction!r}"
+
+
+def build_seg_loss(name: str, ignore_index: int = IGNORE_INDEX, gamma: float = 2.0,
+                   alpha: Sequence[float] | torch.Tensor | None = None) -> nn.Module:
+    """The segmentation loss named by a step script's ``LOSS`` constant.
+
+    Args:
+        name: "ce" (cross-entropy) or "focal" (case-insensitive).
+        ignore_index: target value to ignore.
+        gamma: focal loss focusing parameter (unused for "ce").
+        alpha: optional per-class weights; for "ce" they are its ``weight``.
+    """
+    key = str(name).lower()
+    if key == "ce":
+        weight = None if alpha is None else torch.as_tensor(alpha, dtype=torch.float32)
+        return SafeCrossEntropyLoss(ignore_index=ignore_index, weight=weight)
+    if key == "focal":
+        return FocalLoss(gamma=gamma, alpha=alpha, ignore_index=ignore_index)
+    raise ConfigError(f"unknown loss {name!r}; choose ce or focal")
