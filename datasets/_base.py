@@ -1,0 +1,102 @@
+"""What Cityscapes and GTA5 share: the item pipeline and argument checks."""
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+from datasets import io, labels
+from utils.errors import ConfigError, DatasetError
+
+Transform = Callable[[tv_tensors.Image, tv_tensors.Mask], tuple[tv_tensors.Image, tv_tensors.Mask]]
+
+DEMO_HINT = "Step scripts accept --demo to run on the built-in synthetic world instead (no download needed)."
+
+
+def check_size(size: tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ConfigError(f"size must be (H, W) or None, got {size!r}") from None
+    if h <= 0 or w <= 0:
+        raise ConfigError(f"size must be two positive integers (H, W), got {size!r}")
+    return h, w
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not valid; choose one of: {', '.join(choices)}")
+    return value
+
+
+def require_dir(path: Path, what: str, hint: str) -> None:
+    if not path.is_dir():
+        raise DatasetError(f"{what} not found: {path} does not exist or is not a folder. {hint}")
+
+
+class SegmentationDataset(Dataset):
+    """Shared item pipeline: decode -> optional resize to ``size`` -> optional joint transform -> tensors.
+
+    Subclasses fill ``self.samples`` with (image path, label path) pairs and implement ``_load``.
+    """
+
+    samples: list[tuple[Path, Path]]
+
+    def __init__(self, size: tuple[int, int] | None, transform: Transform | None) -> None:
+        self.size = check_size(size)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(3xHxW uint8 image, HxW int64 train ids) at the label's native size."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = operator.index(index)
+        n = len(self.samples)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"index {index} out of range for {type(self).__name__} of {n} items")
+        image_path, label_path = self.samples[index]
+        try:
+            image, label = self._load(index)
+            return self._finish(image, label)
+        except DatasetError:
+            raise
+        except Exception as e:
+            # DataLoader workers re-raise with the traceback text: the note carries the file names with it.
+            e.add_note(f"while loading {image_path} with label {label_path}")
+            raise
+
+    def _finish(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.size is not None:
+            image = io.resize_image(image, self.size)
+            label = io.resize_label(label, self.size)
+        if self.transform is not None:
+            out = self.transform(tv_tensors.Image(image), tv_tensors.Mask(label))
+            image, label = out
+            image = image.as_subclass(torch.Tensor)
+            label = label.as_subclass(torch.Tensor)
+            if image.dtype != torch.uint8:
+                # torchvision's convention: float images lie in [0, 1].
+                image = (image.float() * 255).round_().clamp_(0, 255).to(torch.uint8)
+            label = label.long()
+            # A user transform may pad with -1 or 0..N: nothing outside 0..18 / 255 may reach the loss.
+            bad = (label < 0) | ((label >= labels.NUM_CLASSES) & (label != labels.IGNORE_INDEX))
+            if bool(bad.any()):
+                label = label.masked_fill(bad, labels.IGNORE_INDEX)
+            if image.shape[-2:] != label.shape[-2:]:
+                raise ValueError(
+                    f"the transform returned an image of size {tuple(image.shape[-2:])} and a label of size "
+                    f"{tuple(label.shape[-2:])}; a joint transform must keep them aligned"
+                )
+        return image.contiguous(), label.contiguous()
