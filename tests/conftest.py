@@ -21,3 +21,17 @@ def fixtures_dir() -> Path:
     if not (FIXTURES / "cityscapes_sample").is_dir():
         pytest.skip(f"real sample files not found at {FIXTURES} (only present in the project's workspace)")
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> Path:
+    """A small synthetic world (GTA5/ and Cityscapes/ under the returned root), generated once per session.
+
+    Its parameters equal utils.data's "tiny" preset, so step scripts run with --SYNTHETIC_WORLD=tiny reuse it.
+    """
+    from datasets.synthetic import generate
+
+    root = tmp_path_factory.mktemp("synthetic") / "world"
+    generate(root, seed=0, n_source=16, n_train=12, n_val=8, source_size=(64, 128), target_size=(64, 128),
+             workers=1, progress=False)
+    return root

@@ -1,0 +1,74 @@
+"""Step 2a: DeepLabV2 (ResNet101, ASPP) trained on Cityscapes train, evaluated on Cityscapes val.
+
+Real data:  python step2a_deeplab_cityscapes.py --CITYSCAPES_ROOT=/data/Cityscapes
+Demo:       python step2a_deeplab_cityscapes.py --demo     (the built-in synthetic world, any machine)
+Every constant below can be overridden with --KEY=value; --help lists them.
+"""
+from __future__ import annotations
+
+# CONFIG ------------------------------------------------------------------------------------------------
+RUNS_DIR = "runs"                      # where run folders go (relative to the current directory)
+RUN_NAME = "step2a_deeplabv2"          # this run's folder under RUNS_DIR; --demo appends "-demo"
+CITYSCAPES_ROOT = "data/Cityscapes"    # Cityscapes root: leftImg8bit/ (or images/) and gtFine/
+LABEL_SOURCE = "auto"                  # auto | labelIds | labelTrainIds (auto: trainIds when present)
+TRAIN_SIZE = (512, 1024)               # (H, W) training images are resized to
+EVAL_SIZE = (512, 1024)                # (H, W) evaluation resolution, or "native" (logits to full label)
+NUM_CLASSES = 19                       # Cityscapes train classes
+PRETRAINED = "DeepLab_resnet_pretrained_imagenet.pth"  # ImageNet backbone: this file | imagenet | none
+EPOCHS = 50                            # passes over the training set
+BATCH_SIZE = 2                         # images per iteration
+LR = 2.5e-4                            # base learning rate (classifier 10x), poly schedule, power 0.9
+MOMENTUM = 0.9                         # SGD momentum
+WEIGHT_DECAY = 5e-4                    # L2 weight decay
+EVAL_EVERY = 5                         # evaluate on val every N epochs (and after the last)
+NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
+SEED = 42                              # seeds weights, sample order and augmentation
+DEVICE = "auto"                        # auto | cpu | cuda | cuda:N
+AMP = "auto"                           # auto | bf16 | fp16 | off (auto: SPEC policy per device)
+DETERMINISTIC = False                  # deterministic algorithms (slower; warn-only on CUDA)
+INIT_FROM = None                       # checkpoint to start the weights from (e.g. runs/X/best.pt)
+EVAL_ONLY = False                      # evaluate INIT_FROM only, no training
+CHECKPOINT_MINUTES = 10.0              # save last.pt this often inside an epoch (0: epoch ends only)
+OVERWRITE = False                      # replace an existing run of this name with another config
+FLOPS_SIZE = (512, 1024)               # (H, W) at which FLOPs are counted (fvcore, multiply-adds)
+LATENCY_SIZE = (512, 1024)             # (H, W) at which latency is measured, batch 1
+LATENCY_ITERS = 50                     # timed forward passes for the latency figure
+SYNTHETIC_DIR = "data/synthetic"       # where --demo finds (or generates) the synthetic world
+SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world --demo uses
+
+CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"), "AMP": ("auto", "bf16", "fp16", "off"),
+           "EVAL_SIZE": ("native",),
+           "SYNTHETIC_WORLD": ("default", "tiny")}
+DEMO = {"TRAIN_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": "none", "EPOCHS": 2,
+        "BATCH_SIZE": 4, "LR": 2.5e-3, "EVAL_EVERY": 1, "LATENCY_ITERS": 3}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from utils.config import load_config
+
+    cfg = load_config(globals(), argv)
+
+    # BUILD -------------------------------------------------------------------------------------------
+    from datasets import Cityscapes
+    from models import DeepLabV2
+    from utils.data import dataset_root, pretrained_arg
+    from utils.experiment import run_experiment
+
+    root, synthetic = dataset_root(cfg, "CITYSCAPES_ROOT", "Cityscapes")
+    eval_size = None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE
+    train_set = Cityscapes(root, "train", size=cfg.TRAIN_SIZE, label_source=cfg.LABEL_SOURCE)
+    val_set = Cityscapes(root, "val", size=eval_size, label_source=cfg.LABEL_SOURCE)
+
+    def build_model():
+        return DeepLabV2(num_classes=cfg.NUM_CLASSES, pretrained=pretrained_arg(cfg.PRETRAINED))
+
+    # TRAIN, EVALUATE, REPORT -------------------------------------------------------------------------
+    return run_experiment(cfg, step="2a", model_name="deeplabv2", build_model=build_model,
+                          train_set=train_set, val_set=val_set, train_domain="cityscapes", eval_domain="cityscapes",
+                          synthetic=synthetic)
+
+
+if __name__ == "__main__":
+    from utils.config import run_main
+
+    run_main(main)

@@ -1,0 +1,106 @@
+"""Steps 4 and 5: adversarial output-space domain adaptation (AdaptSegNet, single level) for BiSeNet
+GTA5 -> Cityscapes, then Focal loss in place of cross-entropy and Adam in place of SGD.
+
+Real data:  python step4_5_adversarial.py --GTA5_ROOT=/data/GTA5 --CITYSCAPES_ROOT=/data/Cityscapes
+Demo:       python step4_5_adversarial.py --demo     (synthetic world; --VARIANTS=all for the grid)
+Every constant below can be overridden with --KEY=value; --help lists them.
+"""
+from __future__ import annotations
+
+# CONFIG ------------------------------------------------------------------------------------------------
+RUNS_DIR = "runs"                      # where run folders go (relative to the current directory)
+RUN_NAME = "step4_5_adversarial"       # folder under RUNS_DIR, one subfolder per variant; --demo: "-demo"
+GTA5_ROOT = "data/GTA5"                # GTA5 root (labelled source): images/ and labels/
+GTA5_LABEL_FORMAT = "auto"             # auto | labelIds | color | trainIds (greyscale needs a value)
+CITYSCAPES_ROOT = "data/Cityscapes"    # Cityscapes root: train split unlabelled target, val for evaluation
+TRAIN_SIZE = (720, 1280)               # (H, W) GTA5 source images are resized to
+TARGET_SIZE = (512, 1024)              # (H, W) Cityscapes target training images are resized to
+EVAL_SIZE = (512, 1024)                # (H, W) Cityscapes evaluation resolution, or "native"
+SOURCE_AUGMENT = {"hflip": 0.5, "color_jitter": 0.5, "blur": 0.5}  # best step-3 set, on source images
+NUM_CLASSES = 19                       # Cityscapes train classes
+PRETRAINED = True                      # ImageNet weights for the ResNet18 context path (torchvision)
+EPOCHS = 50                            # passes over the GTA5 training set
+BATCH_SIZE = 8                         # source (and target) images per iteration (>= 2)
+LR = 2.5e-2                            # SGD base learning rate, poly schedule (power 0.9)
+ADAM_LR = 2.5e-4                       # Adam base learning rate for the segmentation net, poly schedule
+MOMENTUM = 0.9                         # SGD momentum
+BETAS = (0.9, 0.99)                    # Adam betas for the segmentation net
+WEIGHT_DECAY = 1e-4                    # L2 weight decay
+AUX_WEIGHT = 1.0                       # weight of each of BiSeNet's two auxiliary losses
+FOCAL_GAMMA = 2.0                      # Focal loss focusing parameter
+LAMBDA_ADV = 0.001                     # weight of the adversarial loss on target outputs
+DISC_LR = 1e-4                         # discriminator Adam learning rate, own poly schedule
+DISC_BETAS = (0.9, 0.99)               # discriminator Adam betas
+EVAL_EVERY = 5                         # evaluate on Cityscapes val every N epochs (and after the last)
+NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
+SEED = 42                              # seeds weights, sample order and augmentation
+DEVICE = "auto"                        # auto | cpu | cuda | cuda:N
+AMP = "auto"                           # auto | bf16 | fp16 | off (auto: SPEC policy per device)
+DETERMINISTIC = False                  # deterministic algorithms (slower; warn-only on CUDA)
+INIT_FROM = None                       # checkpoint to start adversarial variants from (e.g. source-only)
+EVAL_ONLY = False                      # evaluate INIT_FROM only, no training
+CHECKPOINT_MINUTES = 10.0              # save last.pt this often inside an epoch (0: epoch ends only)
+OVERWRITE = False                      # replace existing runs of this name with another config
+FLOPS_SIZE = (512, 1024)               # (H, W) at which FLOPs are counted (fvcore, multiply-adds)
+LATENCY_SIZE = (512, 1024)             # (H, W) at which latency is measured, batch 1
+LATENCY_ITERS = 50                     # timed forward passes for the latency figure
+SYNTHETIC_DIR = "data/synthetic"       # where --demo finds (or generates) the synthetic world
+SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world --demo uses
+VARIANTS = {                           # variant -> adversarial?, segmentation loss, optimizer
+    "source_only": {"adversarial": False, "loss": "ce", "optimizer": "sgd"},
+    "adv_ce_sgd": {"adversarial": True, "loss": "ce", "optimizer": "sgd"},
+    "adv_focal_sgd": {"adversarial": True, "loss": "focal", "optimizer": "sgd"},
+    "adv_ce_adam": {"adversarial": True, "loss": "ce", "optimizer": "adam"},
+    "adv_focal_adam": {"adversarial": True, "loss": "focal", "optimizer": "adam"},
+}
+
+CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"), "AMP": ("auto", "bf16", "fp16", "off"),
+           "EVAL_SIZE": ("native",), "SYNTHETIC_WORLD": ("default", "tiny")}
+DEMO = {"TRAIN_SIZE": (128, 224), "TARGET_SIZE": (128, 256), "EVAL_SIZE": (128, 256), "PRETRAINED": False,
+        "EPOCHS": 4, "BATCH_SIZE": 8, "LR": 5e-2, "ADAM_LR": 1e-3, "EVAL_EVERY": 4, "LATENCY_ITERS": 5,
+        "VARIANTS": "source_only,adv_ce_sgd,adv_focal_adam"}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from utils.config import load_config
+
+    cfg = load_config(globals(), argv)
+
+    # BUILD -------------------------------------------------------------------------------------------
+    from datasets import GTA5, Cityscapes
+    from datasets.transforms import build_augmentation
+    from models import BiSeNet
+    from utils.data import dataset_root
+    from utils.experiment import run_experiment
+    from utils.report import summarize_variants
+
+    gta_root, synthetic = dataset_root(cfg, "GTA5_ROOT", "GTA5")
+    city_root, _ = dataset_root(cfg, "CITYSCAPES_ROOT", "Cityscapes")
+    source = GTA5(gta_root, "all", size=cfg.TRAIN_SIZE, label_format=cfg.GTA5_LABEL_FORMAT,
+                  transform=build_augmentation(cfg.SOURCE_AUGMENT, crop_size=cfg.TRAIN_SIZE))
+    target = Cityscapes(city_root, "train", size=cfg.TARGET_SIZE)  # its labels are never read
+    val_set = Cityscapes(city_root, "val", size=None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE)
+
+    def build_model():
+        return BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18", pretrained=cfg.PRETRAINED)
+
+    # TRAIN, EVALUATE (one run per variant) -----------------------------------------------------------
+    results = []
+    for name, v in cfg.VARIANTS.items():
+        results.append(run_experiment(
+            cfg, step="4_5", model_name="bisenet", build_model=build_model, train_set=source,
+            val_set=val_set, train_domain="gta5", eval_domain="cityscapes", synthetic=synthetic, variant=name,
+            variant_spec=v, target_set=target if v["adversarial"] else None, optimizer=v["optimizer"],
+            loss=v["loss"], lr=cfg.ADAM_LR if v["optimizer"] == "adam" else cfg.LR,
+            init_from=cfg.INIT_FROM if v["adversarial"] else None))
+
+    # REPORT ------------------------------------------------------------------------------------------
+    summary = summarize_variants(cfg, results, baseline="source_only", also_vs="adv_ce_sgd",
+                                 title="Steps 4/5: adversarial adaptation, Focal loss, Adam (GTA5 -> Cityscapes)")
+    return {"variants": {r["variant"]: r for r in results}, "summary": summary}
+
+
+if __name__ == "__main__":
+    from utils.config import run_main
+
+    run_main(main)

@@ -1,0 +1,199 @@
+"""The engine's pieces: checkpoints, deterministic sampling, run folders, the NaN guard, one iteration."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from utils.checkpoint import atomic_save, load_checkpoint, load_resumable, previous_path, rng_state, set_rng_state
+from utils.config import Config
+from utils.data import EpochSampler, SeededDataset
+from utils.engine import Env, Trainer, TrainingError, make_optimizer, seg_step
+from utils.errors import CheckpointError, ConfigError
+from utils.losses import build_seg_loss
+from utils.runs import Run
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+def test_atomic_save_crash_leaves_previous_intact(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    atomic_save({"w": torch.ones(3)}, path)
+
+    real_save = torch.save
+
+    def crashing_save(obj, f):
+        real_save(obj, f)
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crashing_save)
+    with pytest.raises(OSError):
+        atomic_save({"w": torch.zeros(3)}, path)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert torch.equal(load_checkpoint(path)["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+def test_truncated_last_falls_back_to_previous(tmp_path, capsys):
+    path = tmp_path / "last.pt"
+    atomic_save({"step": 1}, path, keep_previous=True)
+    atomic_save({"step": 2}, path, keep_previous=True)
+    assert previous_path(path).is_file()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    obj, used = load_resumable(path)
+    assert obj["step"] == 1 and used == previous_path(path)
+    assert "damaged" in capsys.readouterr().out
+
+
+def test_truncated_checkpoint_without_fallback_names_file(tmp_path):
+    path = tmp_path / "last.pt"
+    atomic_save({"step": 1}, path)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(CheckpointError, match="last.pt"):
+        load_resumable(path)
+
+
+def test_pickle_that_would_run_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(CheckpointError, match="weights_only"):
+        load_checkpoint(path)
+
+
+def test_rng_state_round_trips_through_weights_only(tmp_path):
+    import random
+
+    import numpy as np
+
+    state = rng_state()
+    atomic_save({"rng": state}, tmp_path / "r.pt")
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    set_rng_state(load_checkpoint(tmp_path / "r.pt")["rng"])
+    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
+
+
+# ----------------------------------------------------------------------------------------------- sampling
+def test_epoch_sampler_order_is_a_function_of_seed_and_epoch():
+    s = EpochSampler(20, seed=3)
+    s.set_epoch(1)
+    first = list(s)
+    s.set_epoch(1)
+    assert list(s) == first
+    s.set_epoch(2)
+    assert list(s) != first
+    s.set_epoch(1, start=7)
+    assert list(s) == first[7:] and len(s) == 13
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_eval_shards_cover_every_sample_once_without_padding(world):
+    seen = []
+    for rank in range(world):
+        s = EpochSampler(10, seed=0, shuffle=False, rank=rank, world=world)
+        seen += [i for i, _ in s]
+    assert sorted(seen) == list(range(10))
+
+
+def test_seeded_dataset_repeats_random_transforms_and_restores_global_rng():
+    class Noisy(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return torch.rand(2)
+
+    ds = SeededDataset(Noisy())
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    a, b = ds[(1, 123)], ds[(1, 123)]
+    assert torch.equal(a, b) and not torch.equal(a, ds[(1, 124)])
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+# ---------------------------------------------------------------------------------------------- run folders
+def _cfg(tmp_path, **kw) -> Config:
+    base = dict(RUNS_DIR=str(tmp_path), RUN_NAME="r", EPOCHS=2, LR=0.1, OVERWRITE=False, SEED=0,
+                CHECKPOINT_MINUTES=10.0)
+    base.update(kw)
+    return Config(base)
+
+
+def test_run_refuses_changed_config_and_lists_differences(tmp_path):
+    assert Run(_cfg(tmp_path)).prepare() == "new"
+    with pytest.raises(ConfigError, match=r"EPOCHS: 2 -> 3") as e:
+        Run(_cfg(tmp_path, EPOCHS=3)).prepare()
+    assert "OVERWRITE" in str(e.value)
+    # keys that do not change what is computed may change
+    assert Run(_cfg(tmp_path, CHECKPOINT_MINUTES=1.0)).prepare() == "new"
+    assert Run(_cfg(tmp_path, EPOCHS=3, OVERWRITE=True)).prepare() == "new"
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["EPOCHS"] == 3
+
+
+def test_run_status_resume_and_finished(tmp_path):
+    run = Run(_cfg(tmp_path))
+    run.prepare()
+    atomic_save({"x": 1}, run.last)
+    assert Run(_cfg(tmp_path)).prepare() == "resume"
+    run.save_results({"miou": float("nan")})
+    assert Run(_cfg(tmp_path)).prepare() == "finished"
+    assert json.loads(run.results_path.read_text())["miou"] is None  # NaN written as null
+
+
+# ----------------------------------------------------------------------------------------- one iteration
+class TinySeg(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x.float() / 255)
+
+    def param_groups(self):
+        return [{"params": list(self.parameters()), "lr_mult": 1.0, "name": "all"}]
+
+
+def _trainer(model, loss_fn=None) -> Trainer:
+    env = Env(device=torch.device("cpu"), amp_dtype=None, channels_last=False)
+    return Trainer(model=model, optimizer=make_optimizer("sgd", model.param_groups(), 0.1),
+                   loss_fn=loss_fn or build_seg_loss("ce"), env=env, base_lr=0.1, max_iter=10)
+
+
+def _batch():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 4, (2, 8, 8), generator=g)
+    labels[:, 0] = 255
+    return images, labels
+
+
+def test_seg_step_updates_weights_and_sets_poly_lr():
+    model = TinySeg()
+    tr = _trainer(model)
+    w0 = model.conv.weight.detach().clone()
+    logs = seg_step(tr, _batch())
+    assert not torch.equal(w0, model.conv.weight)
+    assert logs["lr"] == pytest.approx(0.1) and logs["loss"] > 0
+    tr.global_it = 5
+    assert seg_step(tr, _batch())["lr"] == pytest.approx(0.1 * 0.5 ** 0.9)
+
+
+def test_nan_loss_stops_with_iteration_named():
+    model = TinySeg()
+    tr = _trainer(model, loss_fn=lambda out, y: out.sum() * float("nan"))
+    tr.global_it = 6
+    w0 = model.conv.weight.detach().clone()
+    with pytest.raises(TrainingError, match="iteration 7"):
+        seg_step(tr, _batch())
+    assert torch.equal(w0, model.conv.weight)  # nothing was stepped with the bad loss
+
+
+def test_unknown_optimizer_is_a_config_error():
+    with pytest.raises(ConfigError):
+        make_optimizer("rmsprop", TinySeg().param_groups(), 0.1)
