@@ -4,13 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+# `make demo ARGS=--DEVICE=cpu` passes overrides to every step script.
 .PHONY: test demo install clean
 
 install: $(STAMP)
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
@@ -18,8 +18,13 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 demo: $(STAMP)
-	$(PY) -m datasets.synthetic --out data/synthetic --if-changed
-	$(PY) -m datasets.check --cityscapes data/synthetic/Cityscapes --gta5 data/synthetic/GTA5
+	$(PY) -m datasets.synthetic --out data/synthetic
+	$(PY) -m datasets.check --cityscapes data/synthetic/Cityscapes --gta5 data/synthetic/GTA5 --max-images 50
+	$(PY) step2a_deeplab_cityscapes.py --demo $(ARGS)
+	$(PY) step2b_bisenet_cityscapes.py --demo $(ARGS)
+	$(PY) step3a3b_gta_to_cityscapes.py --demo $(ARGS)
+	$(PY) step4_5_adversarial.py --demo $(ARGS)
+	$(PY) -m utils.report runs --out runs/RESULTS.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
