@@ -158,3 +158,11 @@ def pretrained_arg(value: str | bool) -> bool | str:
     if not path.is_absolute() and not path.exists() and (REPO_ROOT / "weights" / path).exists():
         return str(REPO_ROOT / "weights" / path)
     return text
+
+
+def limit(dataset: Dataset, n: int) -> Dataset:
+    """The first ``n`` images of ``dataset`` spread evenly over it (all when ``n`` is 0): quick runs."""
+    if n <= 0 or n >= len(dataset):
+        return dataset
+    step = len(dataset) / n
+    return torch.utils.data.Subset(dataset, [int(i * step) for i in range(n)])

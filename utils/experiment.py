@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from utils.checkpoint import load_checkpoint, load_resumable
 from utils.complexity import count_flops, count_params, measure_latency
-from utils.data import batch_stream, make_loader
+from utils.data import batch_stream, limit, make_loader
 from utils.engine import Env, Trainer, adversarial_step, evaluate, fit, make_optimizer, seg_step, setup_env
 from utils.errors import CheckpointError, ConfigError
 from utils.losses import build_seg_loss
@@ -86,6 +86,7 @@ def run_experiment(cfg, *, step: str, model_name: str, build_model: Callable[[],
         init_from: checkpoint to start from; True means ``cfg.INIT_FROM``.
     """
     run = Run(cfg, variant=variant, variant_spec=variant_spec, command=command)
+    train_set, val_set = limit(train_set, cfg.get("TRAIN_IMAGES", 0)), limit(val_set, cfg.get("VAL_IMAGES", 0))
     if cfg.EVAL_ONLY:
         return _eval_only(cfg, run, step, model_name, build_model, val_set, train_domain, eval_domain,
                           synthetic, extra_evals)
