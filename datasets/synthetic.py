@@ -32,7 +32,7 @@ import struct
 import sys
 import time
 import zlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,7 +43,8 @@ from torchvision.datasets import Cityscapes as _TVCityscapes
 from . import labels
 from utils.errors import ConfigError, DatasetError, UserError
 
-GENERATOR_VERSION: int = 1
+GENERATOR = "datasets.synthetic"  # the manifest's "generator" (not __name__, which is __main__ under -m)
+GENERATOR_VERSION: int = 3
 """Bumped whenever the images a given seed produces change, so stale worlds are regenerated."""
 
 TRAIN_CITIES: tuple[str, ...] = ("aachen", "bremen", "darmstadt", "hamburg")
@@ -133,10 +134,11 @@ _JITTER = {  # per-object colour standard deviation
 _SOURCE_OFFSET = {
     "road": (4, -2, -14), "sidewalk": (20, 8, -10), "building": (20, 6, -18), "wall": (16, 6, -14),
     "fence": (18, 6, -12), "pole": (-12, -10, -6), "traffic light": (10, 8, -10), "traffic sign": (12, 0, -12),
-    "vegetation": (10, 30, -20), "terrain": (30, 24, -24), "sky": (-44, -12, 34), "person": (12, 2, -8),
+    "vegetation": (8, 22, -16), "terrain": (30, 24, -24), "sky": (-44, -12, 34), "person": (12, 2, -8),
     "rider": (14, 0, -10), "car": (10, 0, -10), "truck": (12, 4, -12), "bus": (16, 10, -16),
     "train": (16, 0, -12), "motorcycle": (14, 0, -8), "bicycle": (14, 0, -6),
 }
+_SOURCE_OFFSET_ARR = {k: np.asarray(v, np.float64) for k, v in _SOURCE_OFFSET.items()}
 assert set(_TRAIN_ID) <= set(_PALETTES) and set(_TRAIN_ID) == set(_JITTER) == set(_SOURCE_OFFSET)
 
 # Texture amplitude per class: fine grain (per pixel) and blotches (low frequency), before the style's gain.
@@ -151,6 +153,8 @@ _TEXTURE = {
 }
 _FINE_LUT = np.zeros(256, np.float32)
 _BLOTCH_LUT = np.zeros(256, np.float32)
+_GROUND_LUT = np.zeros(256, bool)
+_GROUND_LUT[[ID[n] for n in ("road", "sidewalk", "terrain", "parking", "ground", "rail track")]] = True
 for _name, (_fine, _blotch) in _TEXTURE.items():
     _FINE_LUT[ID[_name]], _BLOTCH_LUT[ID[_name]] = _fine, _blotch
 
@@ -172,19 +176,19 @@ class Style:
     shadow: float  # darkness of cast shadows in sunlight
     haze: float  # aerial-perspective strength
     noise: float  # sensor noise sigma (8-bit units)
-    blur: float  # Gaussian blur radius in pixels at width 512
+    blur: float  # optical blur (Gaussian sigma) in pixels at width 512
     bonnet: float  # ego-vehicle bonnet height / image height
 
 
 TARGET_STYLE = Style(
     horizon=0.45, cam_height=1.3, obj_scale=1.0, saturation=0.8, contrast=0.9, tint=(0.97, 1.0, 1.05),
     brightness=0.95, class_offset=0.0, texture=1.0, sun=0.35, shadow=0.35, haze=0.35, noise=3.5, blur=0.8,
-    bonnet=0.11,
+    bonnet=0.09,
 )
 GTA_STYLE = Style(
-    horizon=0.40, cam_height=1.7, obj_scale=1.12, saturation=1.3, contrast=1.15, tint=(1.07, 1.0, 0.88),
-    brightness=1.06, class_offset=1.0, texture=1.7, sun=0.8, shadow=0.5, haze=0.12, noise=1.0, blur=0.0,
-    bonnet=0.05,
+    horizon=0.40, cam_height=1.7, obj_scale=1.12, saturation=1.25, contrast=1.1, tint=(1.07, 1.0, 0.88),
+    brightness=1.06, class_offset=1.0, texture=1.45, sun=0.8, shadow=0.5, haze=0.12, noise=1.0, blur=0.0,
+    bonnet=0.04,
 )
 
 
@@ -248,8 +252,8 @@ class _Canvas:
         self.y_h = height * (style.horizon + rng.normal(0.0, 0.015))
         self.x_v = width * (0.5 + rng.normal(0.0, 0.03))
         self.h = style.cam_height * rng.uniform(0.92, 1.08)
-        self.s = style.obj_scale
-        self.img = np.zeros((height, width, 3), np.float32)
+        # planar (3, H, W): the per-pixel colour pipeline in finish() runs on long contiguous rows
+        self.img = np.zeros((3, height, width), np.float32)
         self.lab = np.zeros((height, width), np.uint8)
         self.dep = np.zeros((height, width), np.float32)
         self.shade = np.ones((height, width), np.float32)
@@ -263,8 +267,8 @@ class _Canvas:
         base = np.asarray(pal[self.rng.integers(len(pal)) if k is None else k % len(pal)], np.float32)
         c = base + self.rng.normal(0.0, _JITTER.get(name, 8) * jitter, 3)
         if name in _SOURCE_OFFSET:
-            c = c + self.style.class_offset * np.asarray(_SOURCE_OFFSET[name], np.float32)
-        return np.clip(c / 255.0, 0.01, 1.0).astype(np.float32)
+            c += self.style.class_offset * _SOURCE_OFFSET_ARR[name]
+        return np.maximum(np.minimum(c * (1.0 / 255.0), 1.0), 0.01).astype(np.float32)
 
     # painting -----------------------------------------------------------------------------------------------
     def _paint(self, y0, y1, x0, x1, mask, lid, colour, a, b, depth) -> None:
@@ -275,7 +279,7 @@ class _Canvas:
         shape = (y1 - y0, x1 - x0)
         if mask is None:
             self.lab[sl] = lid
-            self.img[sl] = colour
+            self.img[:, y0:y1, x0:x1] = np.moveaxis(colour, -1, 0) if colour.ndim == 3 else colour[:, None, None]
             self.dep[sl] = depth
             return
         if mask.shape != shape:
@@ -288,14 +292,18 @@ class _Canvas:
             if colour.shape[:2] != shape:
                 colour = np.broadcast_to(colour, (*shape, 3))
             colour = colour[idx]
-        self.img[sl][idx] = colour
+        self.img[:, y0:y1, x0:x1][:, idx[0], idx[1]] = colour.T if colour.ndim == 2 else colour[:, None]
         if np.ndim(depth):
             depth = np.broadcast_to(depth, shape)[idx]
         self.dep[sl][idx] = depth
 
-    def front(self, z: float, X0: float, X1: float, Y0: float, Y1: float, lid: int, colour: Colour,
-              shape: Shape = None, min_px: float = 0.0) -> None:
-        """A rectangle [X0, X1] x [Y0, Y1] facing the camera at depth z; ``shape(X, Y)`` cuts it."""
+    def front(self, z: float, X0: float, X1: float, Y0: float, Y1: float, lid: int,
+              colour: Colour | list[tuple[Shape, Colour]], shape: Shape = None, min_px: float = 0.0) -> None:
+        """A rectangle [X0, X1] x [Y0, Y1] facing the camera at depth z; ``shape(X, Y)`` cuts it.
+
+        ``colour`` may be a list of parts ``(shape or None, colour)`` painted in order inside the rectangle:
+        one paint for a whole person, sign or traffic light instead of one per part.
+        """
         if z <= 0.2:
             return
         f, h = self.f, self.h
@@ -308,6 +316,20 @@ class _Canvas:
             return
         a = ((self.xc[x0:x1] - self.x_v) * (z / f))[None, :]
         b = (h - (self.yc[y0:y1] - self.y_h) * (z / f))[:, None]
+        if isinstance(colour, list):
+            a, b = np.broadcast_arrays(a, b)
+            mask = np.zeros(a.shape, bool)
+            col = np.empty((*a.shape, 3), np.float32)
+            for part_shape, part_colour in colour:
+                if part_shape is None:
+                    mask[:] = True
+                    col[:] = part_colour
+                else:
+                    m = part_shape(a, b)
+                    mask |= m
+                    col[m] = part_colour
+            self._paint(y0, y1, x0, x1, mask, lid, col, a, b, z)
+            return
         mask = None if shape is None else shape(a, b)
         self._paint(y0, y1, x0, x1, mask, lid, colour, a, b, z)
 
@@ -360,7 +382,7 @@ class _Canvas:
         self._paint(y0, y1, x0, x1, mask, lid, colour, a, z, z)
 
     def ground_shade(self, X0: float, X1: float, z0: float, z1: float, factor: float) -> None:
-        """Darken the ground under a footprint (contact shadows of vehicles)."""
+        """Darken the ground under a footprint (contact shadows of vehicles); finish() applies it to ground."""
         f, h = self.f, self.h
         z0 = max(z0, 0.3)
         y0, y1 = _span(self.y_h + f * h / z1, self.y_h + f * h / z0, self.H)
@@ -393,7 +415,7 @@ class _Canvas:
 # Scene grammar
 # ----------------------------------------------------------------------------------------------------------
 def _hash01(i: np.ndarray, j: np.ndarray, salt: float) -> np.ndarray:
-    """A cheap deterministic pseudo-random value in [0, 1) per integer cell (window tints, lit windows)."""
+    """A cheap deterministic pseudo-random value in [0, 1) per integer cell (the tint of each window)."""
     v = np.sin(i * 12.9898 + j * 78.233 + salt) * 43758.5453
     return v - np.floor(v)
 
@@ -422,11 +444,11 @@ class _Scene:
             park_lid = ID["parking"] if r.random() < 0.3 else ID["road"]
             rail = 3.4 if sgn < 0 and r.random() < 0.12 else 0.0
             verge = r.uniform(0.8, 2.5) if r.random() < 0.3 else 0.0
-            walk = r.uniform(2.0, 5.0)
+            walk = r.uniform(2.5, 6.0)
             self.sides[sgn] = dict(edge=edge, park=park, park_lid=park_lid, rail=rail, verge=verge, walk=walk,
                                    outer=edge + park + rail + verge + walk)
         self.crosswalk = r.uniform(8, 30) if r.random() < 0.3 else None
-        self.has_train = r.random() < 0.2
+        self.has_train = r.random() < 0.15
         self.rail_side = -1.0 if self.sides[-1.0]["rail"] > 0 else None
         self.objects: list[tuple[float, Callable[[], None]]] = []
 
@@ -444,7 +466,7 @@ class _Scene:
         horizon = np.clip(top * 1.15 + 0.08, 0.0, 1.0)
         rows = int(min(max(math.ceil(cv.y_h + 2), 1), cv.H))
         t = np.clip(cv.yc[:rows] / max(cv.y_h, 1.0), 0.0, 1.0)[:, None, None]
-        cv.img[:rows] = top + (horizon - top) * t
+        cv.img[:, :rows] = (top + (horizon - top) * t).transpose(2, 0, 1)
         cv.lab[:rows] = ID["sky"]
         cv.dep[:rows] = 0.0
         self.sky_horizon = horizon
@@ -521,7 +543,7 @@ class _Scene:
             far_side = self.sides[-self.sun_side]["outer"]
             reach = r.uniform(0.0, 1.0) * (far_side + self.sides[self.sun_side]["outer"])
             cv.shade[row0:][(-self.sun_side * X) > far_side - reach] = 1.0 - self.style.shadow * self.sun_strength
-        cv.img[row0:] = np.asarray(mat_col, np.float32)[mat] * factor[..., None]
+        cv.img[:, row0:] = np.asarray(mat_col, np.float32).T[:, mat] * factor
         cv.lab[row0:] = lid
         cv.dep[row0:] = z
 
@@ -533,7 +555,7 @@ class _Scene:
             segs, z = [], r.uniform(-12.0, 0.0)
             while z < 220.0:
                 length = r.uniform(10.0, 34.0)
-                kind = r.choice(["building", "vegetation", "wall", "fence", "open"], p=[0.6, 0.19, 0.08, 0.07, 0.06])
+                kind = r.choice(["building", "vegetation", "wall", "fence", "open"], p=[0.55, 0.17, 0.11, 0.11, 0.06])
                 setback = 0.0 if r.random() < 0.7 else r.uniform(1.0, 5.0)
                 verge = r.choice(["sidewalk", "terrain", "ground"], p=[0.5, 0.35, 0.15])
                 if kind in ("vegetation", "open"):
@@ -551,7 +573,7 @@ class _Scene:
         while X < 70.0:
             w = r.uniform(6.0, 22.0)
             if r.random() < 0.65:
-                cv.front(zf, X, X + w, 0.0, r.uniform(6.0, 30.0), ID["building"], cv.colour("building") * 0.9)
+                cv.front(zf, X, X + w, 0.0, r.uniform(10.0, 40.0), ID["building"], cv.colour("building") * 0.9)
             else:
                 hgt = r.uniform(5.0, 14.0)
                 cv.front(zf, X, X + w, 0.0, hgt, ID["vegetation"], cv.colour("vegetation"),
@@ -607,13 +629,13 @@ class _Scene:
         kind = seg["kind"]
 
         def building(Xb: float, shrink: float = 1.0) -> None:
-            hgt = seg_rng.uniform(8.0, 26.0) * shrink
+            hgt = seg_rng.uniform(12.0, 38.0) * shrink
             base = cv.colour("building")
             cv.side(Xb, z0, z1, 0.0, hgt, ID["building"], self._facade_colour(base, lit, seg_rng))
             # the end wall is visible where the next segment does not continue the facade
             if nxt is not None and (nxt["kind"] != "building" or nxt["setback"] > seg["setback"] + 0.5):
                 lo, hi = sorted((Xb, Xb + sgn * 12.0))
-                cv.front(z1, lo, hi, 0.0, hgt, ID["building"], base * (0.8 + 0.15 * lit))
+                cv.front(z1, lo, hi, 0.0, hgt, ID["building"], self._facade_colour(base * 0.9, lit, seg_rng))
 
         def tree_line(Xt: float, base_h: float) -> None:
             ph = seg_rng.uniform(0, 6.3, 3)
@@ -673,9 +695,9 @@ class _Scene:
             z = r.uniform(4.0, 20.0)
             step = r.uniform(14.0, 30.0)
             while z < 110.0:
-                self.add(z, self._pole_fn(Xc, z, light=r.random() < 0.12, sign=r.random() < 0.35))
+                self.add(z, self._pole_fn(Xc, z, light=r.random() < 0.15, sign=r.random() < 0.45))
                 z += step
-            for _ in range(int(r.poisson(0.9))):
+            for _ in range(int(r.poisson(1.2))):
                 zs = r.uniform(5.0, 45.0)
                 self.add(zs, self._pole_fn(Xc + sgn * r.uniform(0.0, 1.0), zs, light=False, sign=True, short=True))
         if r.random() < 0.5:
@@ -693,10 +715,10 @@ class _Scene:
             z = r.uniform(3.0, 10.0)
             while z < 70.0:
                 u = r.random()
-                if u < 0.7:
+                if u < 0.5:
                     self.add(z, self._car_fn(Xc + r.normal(0, 0.15), z, away=r.random() < 0.8))
                     z += 4.6 * s + r.uniform(0.4, 2.0)
-                elif u < 0.74:
+                elif u < 0.515 and z > 10.0:
                     kind = "caravan" if r.random() < 0.5 else "trailer"
                     self.add(z, self._van_fn(Xc, z, kind))
                     z += 6.5 * s
@@ -707,13 +729,13 @@ class _Scene:
             lane = int(r.integers(self.n_lanes))
             z = r.uniform(6.0, 70.0)
             self.add(z, self._car_fn(self.lane_centre(lane) + r.normal(0, 0.2), z, away=lane >= self.oncoming))
-        if r.random() < 0.28:
+        if r.random() < 0.18:
             lane = int(r.integers(self.n_lanes))
-            z = r.uniform(8.0, 45.0)
+            z = r.uniform(12.0, 60.0)
             self.add(z, self._truck_fn(self.lane_centre(lane), z, away=lane >= self.oncoming))
-        if r.random() < 0.25:
+        if r.random() < 0.22:
             lane = int(r.integers(self.n_lanes))
-            z = r.uniform(8.0, 45.0)
+            z = r.uniform(10.0, 45.0)
             self.add(z, self._bus_fn(self.lane_centre(lane), z, away=lane >= self.oncoming))
         if self.has_train:
             if self.rail_side is not None:
@@ -721,32 +743,32 @@ class _Scene:
                 Xc = -(sd["edge"] + sd["park"] + 1.7)
             else:
                 Xc = self.lane_centre(0)
-            z = r.uniform(10.0, 50.0)
+            z = r.uniform(12.0, 60.0)
             self.add(z, self._train_fn(Xc, z))
         # two-wheelers: ridden on the road edge, parked on the sidewalk
-        for _ in range(int(r.poisson(0.45))):
+        for _ in range(int(r.poisson(0.5))):
             sgn = 1.0 if r.random() < 0.7 else -1.0
             X = self.road_r - 0.8 if sgn > 0 else self.road_l + 0.8
             z = r.uniform(5.0, 35.0)
             self.add(z, self._two_wheeler_fn(X, z, motor=r.random() < 0.45, ridden=r.random() < 0.85))
-        for _ in range(int(r.poisson(0.5))):
+        for _ in range(int(r.poisson(2.0))):
             sgn = -1.0 if r.random() < 0.5 else 1.0
             sd = self.sides[sgn]
             X = sgn * (sd["outer"] - r.uniform(0.5, 1.5))
             z = r.uniform(5.0, 30.0)
             self.add(z, self._two_wheeler_fn(X, z, motor=r.random() < 0.25, ridden=False))
         # pedestrians on the sidewalks, some crossing
-        for _ in range(int(r.poisson(3.0))):
+        for _ in range(int(r.poisson(8.0))):
             sgn = -1.0 if r.random() < 0.5 else 1.0
             sd = self.sides[sgn]
             X = sgn * (sd["outer"] - r.uniform(0.3, sd["walk"] - 0.3))
-            z = r.uniform(4.0, 50.0)
+            z = 3.0 + 42.0 * r.random() ** 1.5  # crowds thin out with distance
             self.add(z, self._person_fn(X, z))
         if self.crosswalk is not None and r.random() < 0.6:
             for _ in range(int(r.integers(1, 4))):
                 z = self.crosswalk + r.uniform(0.5, 3.5)
                 self.add(z, self._person_fn(r.uniform(self.road_l, self.road_r), z))
-        # static clutter (bins, boxes), dynamic clutter (carts), ground patches, a guard rail, a bridge
+        # static clutter (bins, boxes), dynamic clutter (carts), a guard rail, a bridge
         for _ in range(int(r.poisson(1.5))):
             sgn = -1.0 if r.random() < 0.5 else 1.0
             sd = self.sides[sgn]
@@ -758,7 +780,10 @@ class _Scene:
             X = self.road_l - 0.3 if sgn < 0 else self.road_r + 0.3
             if self.sides[sgn]["park"] > 0:
                 X += sgn * self.sides[sgn]["park"]
-            self.add(0.5, lambda X=X: self._guard_rail(X))
+            # in short pieces, so each sorts between the objects in front of and behind it
+            col = cv.colour("guard rail")
+            for z0 in np.arange(2.0, 90.0, 5.0):
+                self.add(float(z0), lambda X=X, z0=float(z0), col=col: self._guard_rail(X, z0, z0 + 5.0, col))
         if r.random() < 0.06:
             zb = r.uniform(40.0, 90.0)
             self.add(zb, lambda zb=zb: self._bridge(zb))
@@ -771,12 +796,13 @@ class _Scene:
                   r.uniform(0.75, 1.15)) for _ in range(int(r.integers(3, 6)))]
         leaf = cv.colour("vegetation")
         bark = cv.colour("vegetation", k=0) * np.asarray([0.9, 0.7, 0.6], np.float32)
+        parts = [(_ellipse(bx, by, br, br * 0.9), leaf * tone) for bx, by, br, tone in blobs]
+        top = max(by + br for _, by, br, _ in blobs)
+        half = max(max(abs(bx - X) + br for bx, _, br, _ in blobs), 0.5)
 
         def draw():
             cv.front(z, X - 0.14 * s, X + 0.14 * s, 0.0, trunk_h + R * 0.5, ID["vegetation"], bark, min_px=1)
-            for bx, by, br, tone in blobs:
-                cv.front(z, bx - br, bx + br, by - br, by + br, ID["vegetation"], leaf * tone,
-                         shape=_ellipse(bx, by, br, br * 0.9))
+            cv.front(z, X - half, X + half, trunk_h * 0.5, top, ID["vegetation"], parts)
         return draw
 
     def _pole_fn(self, X: float, z: float, *, light: bool, sign: bool, short: bool = False,
@@ -798,13 +824,15 @@ class _Scene:
 
         def draw_light(cx: float, cy: float, zz: float) -> None:
             w, h = 0.34 * s, 0.9 * s
-            cv.front(zz, cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2, ID["traffic light"], housing, min_px=1)
+            if w * cv.f / zz < 3.0:  # too small for lamps to show
+                cv.front(zz, cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2, ID["traffic light"], housing, min_px=1)
+                return
             lamps = np.asarray([[0.9, 0.15, 0.1], [0.95, 0.7, 0.1], [0.2, 0.9, 0.4]], np.float32)
+            parts = [(None, housing)]
             for i in range(3):
                 ly = cy + h / 3 - i * h / 3
-                col = lamps[i] if i == lit else lamps[i] * 0.25
-                cv.front(zz, cx - w / 3, cx + w / 3, ly - w / 3, ly + w / 3, ID["traffic light"], col,
-                         shape=_ellipse(cx, ly, w / 3, w / 3))
+                parts.append((_ellipse(cx, ly, w / 3, w / 3), lamps[i] if i == lit else lamps[i] * 0.25))
+            cv.front(zz, cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2, ID["traffic light"], parts)
 
         def draw():
             cv.front(z, X - width / 2, X + width / 2, 0.0, height, ID["pole"], metal, min_px=1)
@@ -835,9 +863,8 @@ class _Scene:
                         def inner(a, b):
                             return (b > cy - rr * 0.62) & (np.abs(a - cx) < (cy + rr * 0.55 - b) * 0.58)
                     red = np.asarray([0.8, 0.12, 0.12], np.float32) + sign_col * 0.1
-                    cv.front(zz, cx - rr, cx + rr, cy - rr, cy + rr, ID["traffic sign"], red, shape=outer)
                     cv.front(zz, cx - rr, cx + rr, cy - rr, cy + rr, ID["traffic sign"],
-                             np.asarray([0.9, 0.9, 0.88], np.float32), shape=inner)
+                             [(outer, red), (inner, np.asarray([0.9, 0.9, 0.88], np.float32))])
                 elif sign_kind == 1:  # blue disc
                     cv.front(zz, cx - rr, cx + rr, cy - rr, cy + rr, ID["traffic sign"], sign_col,
                              shape=_ellipse(cx, cy, rr, rr))
@@ -994,12 +1021,9 @@ class _Scene:
                   (_ellipse(X, 0.9 * ph, 0.065 * ph, 0.08 * ph), "head")]
         return parts
 
-    def _draw_person(self, X: float, z: float, ph: float, lid: int, cols: dict, seated: bool,
-                     parts: list[tuple[Shape, str]], base_y: float = 0.0) -> None:
-        cv = self.cv
-        for shape, part in parts:
-            sh = shape if base_y == 0 else (lambda a, b, sh=shape: sh(a, b - base_y))
-            cv.front(z, X - 0.3 * ph, X + 0.3 * ph, base_y, base_y + ph, lid, cols[part], shape=sh)
+    def _draw_person(self, X: float, z: float, ph: float, lid: int, cols: dict,
+                     parts: list[tuple[Shape, str]]) -> None:
+        self.cv.front(z, X - 0.3 * ph, X + 0.3 * ph, 0.0, ph, lid, [(shape, cols[part]) for shape, part in parts])
 
     def _person_cols(self, name: str) -> dict:
         cv, r = self.cv, self.rng
@@ -1012,7 +1036,8 @@ class _Scene:
         ph = r.normal(1.72, 0.08) * s if r.random() < 0.9 else r.uniform(1.0, 1.4) * s
         cols = self._person_cols("person")
         parts = self._person_shapes(X, ph, seated=False)
-        return lambda: self._draw_person(X, z, ph, ID["person"], cols, False, parts)
+        parts.append((_ellipse(X, 0.95 * ph, 0.07 * ph, 0.045 * ph), "hair"))
+        return lambda: self._draw_person(X, z, ph, ID["person"], cols, parts)
 
     def _two_wheeler_fn(self, X: float, z: float, *, motor: bool, ridden: bool) -> Callable[[], None]:
         r, s, cv = self.rng, self.style.obj_scale, self.cv
@@ -1024,36 +1049,30 @@ class _Scene:
         half = (0.7 if motor else 0.52) * s
         ph = r.normal(1.72, 0.07) * s
         cols = self._person_cols("rider")
-        helmet = cv.colour("rider")
-        parts = self._person_shapes(X - d * 0.12 * s, ph, seated=True)
+        cols["hair"] = cv.colour("rider")  # a helmet
+        rider = self._person_shapes(X - d * 0.12 * s, ph, seated=True)
+        rider.append((_ellipse(X - d * 0.12 * s, 0.93 * ph, 0.075 * ph, 0.065 * ph), "hair"))
         seat = 0.55 * ph
+        rear, front_ = X - d * half, X + d * half
+        parts: list[tuple[Shape, Colour]] = []
+        for cx in (rear, front_):
+            if motor:
+                parts += [(_ellipse(cx, R, R, R), tyre), (_ellipse(cx, R, R * 0.4, R * 0.4), frame * 0.6 + 0.3)]
+            else:
+                parts.append(((lambda a, b, cx=cx: (((a - cx) / R) ** 2 + ((b - R) / R) ** 2 < 1.0)
+                               & (((a - cx) / (R * 0.82)) ** 2 + ((b - R) / (R * 0.82)) ** 2 > 1.0)), tyre))
+        tw = 0.07 * s if motor else 0.03 * s
+        hub, saddle, bar = (X + d * 0.1 * s, R), (X - d * 0.1 * s, seat - 0.1 * s), (front_ - d * 0.1 * s, seat)
+        for p, q in (((rear, R), saddle), (saddle, bar), ((rear, R), hub), (hub, saddle), (hub, bar),
+                     ((front_ - d * 0.1 * s, seat + 0.1 * s), (front_, R))):
+            parts.append((_segment(p, q, tw), frame))
+        if motor:
+            parts.append((_ellipse(X, (R * 0.8 + seat) / 2, half * 0.75, (seat - R * 0.8) / 2), frame))
 
         def draw():
-            rear, front_ = X - d * half, X + d * half
-            for cx in (rear, front_):
-                if motor:
-                    cv.front(z, cx - R, cx + R, 0.0, 2 * R, lid, tyre, shape=_ellipse(cx, R, R, R))
-                    cv.front(z, cx - R, cx + R, 0.0, 2 * R, lid, frame * 0.6 + 0.3,
-                             shape=_ellipse(cx, R, R * 0.4, R * 0.4))
-                else:
-                    ring = (lambda a, b, cx=cx: (((a - cx) / R) ** 2 + ((b - R) / R) ** 2 < 1.0)
-                            & (((a - cx) / (R * 0.82)) ** 2 + ((b - R) / (R * 0.82)) ** 2 > 1.0))
-                    cv.front(z, cx - R, cx + R, 0.0, 2 * R, lid, tyre, shape=ring)
-            tw = 0.03 * s if not motor else 0.07 * s
-            segs = [((rear, R), (X - d * 0.1 * s, seat - 0.1 * s)), ((X - d * 0.1 * s, seat - 0.1 * s), (front_ - d * 0.1 * s, seat)),
-                    ((rear, R), (X + d * 0.1 * s, R)), ((X + d * 0.1 * s, R), (X - d * 0.1 * s, seat - 0.1 * s)),
-                    ((X + d * 0.1 * s, R), (front_ - d * 0.1 * s, seat)), ((front_ - d * 0.1 * s, seat + 0.1 * s), (front_, R))]
-            for p, q in segs:
-                cv.front(z, min(p[0], q[0]) - tw, max(p[0], q[0]) + tw, min(p[1], q[1]) - tw, max(p[1], q[1]) + tw,
-                         lid, frame, shape=_segment(p, q, tw))
-            if motor:
-                cv.front(z, X - half * 0.8, X + half * 0.8, R * 0.8, seat, lid, frame,
-                         shape=_ellipse(X, (R * 0.8 + seat) / 2, half * 0.75, (seat - R * 0.8) / 2))
+            cv.front(z, X - half - R, X + half + R, 0.0, seat + 0.2 * s, lid, parts)
             if ridden:
-                self._draw_person(X, z - 0.05, ph, ID["rider"], cols, True, parts, base_y=0.0)
-                hx = X - d * 0.12 * s
-                cv.front(z - 0.06, hx - 0.08 * ph, hx + 0.08 * ph, 0.86 * ph, 0.99 * ph, ID["rider"], helmet,
-                         shape=_ellipse(hx, 0.92 * ph, 0.075 * ph, 0.075 * ph))
+                self._draw_person(X - d * 0.12 * s, z - 0.05, ph, ID["rider"], cols, rider)
         return draw
 
     def _clutter_fn(self, X: float, z: float, kind: str) -> Callable[[], None]:
@@ -1065,12 +1084,10 @@ class _Scene:
             cv.box(X - w / 2, X + w / 2, z, z + w, 0.0, hgt, ID[kind], col)
         return draw
 
-    def _guard_rail(self, X: float) -> None:
+    def _guard_rail(self, X: float, z0: float, z1: float, col: np.ndarray) -> None:
         cv = self.cv
-        col = cv.colour("guard rail")
-        cv.side(X, 2.0, 90.0, 0.45, 0.8, ID["guard rail"], col,
-                shape=lambda a, b: (b > 0.5) | (((a / 2.0) % 1.0) < 0.06))
-        cv.side(X, 2.0, 90.0, 0.0, 0.5, ID["guard rail"], col * 0.7, shape=lambda a, b: ((a / 2.0) % 1.0) < 0.06)
+        cv.side(X, z0, z1, 0.45, 0.8, ID["guard rail"], col)
+        cv.side(X, z0, z1, 0.0, 0.45, ID["guard rail"], col * 0.7, shape=lambda a, b: ((a / 2.0) % 1.0) < 0.06)
 
     def _bridge(self, zb: float) -> None:
         cv = self.cv
@@ -1108,18 +1125,22 @@ class _Scene:
         fine, blotch, clouds, sensor = _noise(H, W, r)
         # clouds whiten the sky where the low-frequency field is high
         rows = int(min(max(math.ceil(cv.y_h + 2), 1), H))
-        cloud = np.clip((clouds[:rows] - 0.6 + self.cloudiness) * 0.6, 0.0, 0.75) * (lab[:rows] == ID["sky"])
-        sky = cv.img[:rows]
-        sky += cloud[..., None] * (np.float32(0.92) - sky)
-        # per-pixel brightness: class textures times cast/contact shadows
+        cloud = np.clip((clouds[:rows] - 0.6 + self.cloudiness) * 0.6, 0.0, 0.75)
+        cloud *= lab[:rows] == ID["sky"]
+        for plane in cv.img[:, :rows]:
+            plane += cloud * (np.float32(0.92) - plane)
+        # per-pixel brightness: class textures times cast and contact shadows
         mod = _FINE_LUT[lab] * fine
         mod += _BLOTCH_LUT[lab] * blotch
         mod *= np.float32(st.texture)
         mod += 1.0
-        mod *= cv.shade
+        # cast and contact shadows darken the ground only: whatever was painted over it stays lit
+        mod *= np.where(_GROUND_LUT[lab], cv.shade, np.float32(1.0))
         # aerial perspective: far things fade towards the horizon colour
         haze = st.haze * r.uniform(0.6, 1.4)
-        a = haze * (1.0 - np.exp(cv.dep * np.float32(-1.0 / 90.0)))
+        a = np.exp(cv.dep * np.float32(-1.0 / 90.0))
+        a *= -haze
+        a += haze
         mod *= 1.0 - a
         # illumination (exposure, tint, sunlight) and the domain's grading are linear in RGB: one 3x3 matrix
         exposure = st.brightness * math.exp(r.normal(0.0, 0.12)) * (1.0 + 0.15 * self.sun_strength)
@@ -1127,25 +1148,53 @@ class _Scene:
         light = light * (1.0 + r.normal(0.0, 0.03, 3)) * exposure
         sat = st.saturation * np.eye(3) + (1.0 - st.saturation) / 3.0
         grade = np.diag(st.tint) @ (st.contrast * sat)
-        offset = np.asarray(st.tint) * 0.45 * (1.0 - st.contrast)
-        A = (grade @ np.diag(light)).T.astype(np.float32) * 255.0
+        offset = np.asarray(st.tint) * 0.45 * (1.0 - st.contrast) * 255.0
+        A = (grade @ np.diag(light)) * 255.0
         hz = (grade @ (self.sky_horizon * exposure)) * 255.0
-        img = (cv.img.reshape(-1, 3) @ A).reshape(H, W, 3)
-        img *= mod[..., None]
-        img += a[..., None] * hz.astype(np.float32)
-        img += (offset * 255.0 + 0.5).astype(np.float32)
-        np.clip(img, 0.0, 255.0, out=img)
-        out = img.astype(np.uint8)
         blur = st.blur * cv.px * r.uniform(0.8, 1.2)
-        if blur > 0.15:
-            # a box blur: Pillow's Gaussian costs several times more at these radii
-            out = np.asarray(Image.fromarray(out).filter(ImageFilter.BoxBlur(blur)))
-        if st.noise > 0.05:
-            noisy = sensor * np.float32(st.noise)
-            noisy += out
-            np.clip(noisy, 0.0, 255.0, out=noisy)
-            out = noisy.astype(np.uint8)
+        out = np.empty((H, W, 3), np.uint8)
+        src = cv.img
+        tmp = np.empty((H, W), np.float32)
+        for c in range(3):
+            acc = np.multiply(src[0], np.float32(A[c, 0]))
+            acc += np.multiply(src[1], np.float32(A[c, 1]), out=tmp)
+            acc += np.multiply(src[2], np.float32(A[c, 2]), out=tmp)
+            acc *= mod
+            acc += np.multiply(a, np.float32(hz[c]), out=tmp)
+            acc += np.float32(offset[c])
+            if blur > 0.15:
+                _blur_plane(acc, blur, tmp)
+            if st.noise > 0.05:
+                acc += np.multiply(sensor[c], np.float32(st.noise), out=tmp)
+            acc += 0.5
+            np.clip(acc, 0.0, 255.0, out=acc)
+            out[..., c] = acc
         return out
+
+
+def _blur_plane(x: np.ndarray, sigma: float, tmp: np.ndarray) -> None:
+    """In-place Gaussian-like blur of a 2-D float plane: repeated separable [w, 1-2w, w] passes.
+
+    Each pass adds variance 2w (w <= 0.25), so n passes with w = sigma^2 / (2n) give variance sigma^2.
+    """
+    n = max(1, math.ceil(sigma * sigma / 0.5))
+    w = np.float32(sigma * sigma / (2 * n))
+    c = np.float32(1.0 - 2.0 * w)
+    for _ in range(n):
+        for axis in (0, 1):
+            np.multiply(x, c, out=tmp)
+            lo = [slice(None)] * 2
+            hi = [slice(None)] * 2
+            lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+            tmp[tuple(lo)] += w * x[tuple(hi)]
+            tmp[tuple(hi)] += w * x[tuple(lo)]
+            # edges: the missing neighbour repeats the edge pixel
+            first = [slice(None)] * 2
+            last = [slice(None)] * 2
+            first[axis], last[axis] = 0, -1
+            tmp[tuple(first)] += w * x[tuple(first)]
+            tmp[tuple(last)] += w * x[tuple(last)]
+            x[...] = tmp
 
 
 @functools.lru_cache(maxsize=4)
@@ -1162,7 +1211,7 @@ def _noise_bank(height: int, width: int) -> tuple[np.ndarray, ...]:
                         .resize((bw, bh), Image.Resampling.BILINEAR))
     clouds = np.asarray(Image.fromarray(rng.standard_normal((bh // 12 + 2, bw // 12 + 2), dtype=np.float32))
                         .resize((bw, bh), Image.Resampling.BILINEAR))
-    sensor = rng.standard_normal((bh, bw, 3), dtype=np.float32)
+    sensor = rng.standard_normal((3, bh, bw), dtype=np.float32)
     return fine, blotch, clouds, sensor
 
 
@@ -1170,9 +1219,9 @@ def _noise(height: int, width: int, rng: np.random.Generator) -> list[np.ndarray
     """Independent random crops (and sign flips) of the bank's fine, blotch, cloud and sensor fields."""
     out = []
     for field in _noise_bank(height, width):
-        oy = int(rng.integers(field.shape[0] - height + 1))
-        ox = int(rng.integers(field.shape[1] - width + 1))
-        crop = field[oy:oy + height, ox:ox + width]
+        oy = int(rng.integers(field.shape[-2] - height + 1))
+        ox = int(rng.integers(field.shape[-1] - width + 1))
+        crop = field[..., oy:oy + height, ox:ox + width]
         out.append(-crop if rng.random() < 0.5 else crop)
     return out
 
@@ -1189,8 +1238,10 @@ def render(domain: str, index: int, *, seed: int = 0, shift: float = 1.0, size: 
         size: (H, W).
         split: "all" for the source, "train" or "val" for the target.
     """
-    rng = np.random.default_rng([seed, _DOMAIN_CODE[domain], _SPLIT_CODE[split], index])
     style = domain_style(domain, shift)
+    if split not in _SPLIT_CODE:
+        raise ConfigError(f"unknown split {split!r}: use one of {list(_SPLIT_CODE)}")
+    rng = np.random.default_rng([seed, _DOMAIN_CODE[domain], _SPLIT_CODE[split], index])
     sc = _Scene(size[0], size[1], style, rng)
     sc.plan_sides()
     sc.draw_sky()
@@ -1203,9 +1254,10 @@ def render(domain: str, index: int, *, seed: int = 0, shift: float = 1.0, size: 
     image = sc.finish()
     lab = sc.cv.lab
     if domain == "target" and rng.random() < 0.25:
-        # annotators leave small unlabeled gaps; visible content stays
-        cy, cx = rng.uniform(0.3, 0.7) * size[0], rng.uniform(0.2, 0.8) * size[1]
-        rr = 0.02 * size[1]
+        # annotators leave small unlabeled gaps in the cluttered distance; the content stays visible
+        cy = sc.cv.y_h + rng.uniform(-0.05, 0.05) * size[0]
+        cx = sc.cv.x_v + rng.uniform(-0.25, 0.25) * size[1]
+        rr = 0.015 * size[1]
         yy, xx = np.ogrid[: size[0], : size[1]]
         lab[((yy - cy) ** 2 + (xx - cx) ** 2) < rr * rr] = ID["unlabeled"]
     if domain == "target":
@@ -1345,7 +1397,9 @@ def _is_replaceable(out: Path) -> bool:
     names = {p.name for p in out.iterdir()}
     if "manifest.json" in names:
         try:
-            return json.loads((out / "manifest.json").read_text()).get("generator") == __name__
+            m = json.loads((out / "manifest.json").read_text())
+            # early versions run as `python -m` recorded "__main__" as their generator
+            return m.get("generator") in (GENERATOR, "__main__") and "generator_version" in m
         except (OSError, ValueError, AttributeError):
             return False
     return names <= {"GTA5", "Cityscapes"}
@@ -1378,7 +1432,7 @@ def generate(out: str | Path, *, seed: int = 0, shift: float = 1.0, n_source: in
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     if not _is_replaceable(out):
-        raise DatasetError(f"{out} exists and is not a synthetic world (no manifest.json of {__name__}); "
+        raise DatasetError(f"{out} exists and is not a synthetic world (no manifest.json of {GENERATOR}); "
                            "refusing to overwrite it: choose another --out folder or delete it")
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_siblings(out)
@@ -1414,7 +1468,7 @@ def generate(out: str | Path, *, seed: int = 0, shift: float = 1.0, n_source: in
         finally:
             bar.close()
         manifest.update(_class_summary(counts, presence))
-        manifest["generator"] = __name__
+        manifest["generator"] = GENERATOR
         manifest["layout"] = {"source": "GTA5 (images/, labels/ P-mode label ids)",
                               "target": "Cityscapes official (leftImg8bit/, gtFine/ labelIds)",
                               "train_cities": list(TRAIN_CITIES), "val_cities": list(VAL_CITIES)}
@@ -1547,14 +1601,24 @@ def domain_stats(root: str | Path, domain: str, max_images: int | None = 200) ->
             "mean_colour": mean, "std_colour": std}
 
 
-def colour_gap(root: str | Path, max_images: int | None = 200, min_pixels: int = 200) -> dict:
+STUFF_CLASSES = ("road", "sidewalk", "building", "vegetation", "terrain", "sky")
+"""Large regions in every image: their mean colours are the least noisy measure of the domain gap."""
+
+
+def colour_gap(root: str | Path, max_images: int | None = 200, min_pixels: int = 200,
+               classes: tuple[str, ...] | None = None) -> dict:
     """How far apart the domains look: per-class Euclidean distance of mean RGB colours (0..255 units).
 
-    Returns ``{"per_class": {name: distance or None}, "median": float, "mean": float}`` over the classes
-    with at least ``min_pixels`` pixels in both domains.
+    Returns ``{"per_class": {name: distance or None}, "median": float, "mean": float}``, the summaries over
+    ``classes`` (default: all) with at least ``min_pixels`` pixels in both domains.
     """
     src, tgt = domain_stats(root, "source", max_images), domain_stats(root, "target", max_images)
     ok = (src["pixels"] >= min_pixels) & (tgt["pixels"] >= min_pixels)
+    if classes is not None:
+        unknown = set(classes) - set(labels.CLASS_NAMES)
+        if unknown:
+            raise ConfigError(f"unknown class name(s) {sorted(unknown)}; valid: {list(labels.CLASS_NAMES)}")
+        ok &= np.isin(np.asarray(labels.CLASS_NAMES), list(classes))
     dist = np.linalg.norm(src["mean_colour"] - tgt["mean_colour"], axis=1)
     per = {name: (round(float(dist[i]), 2) if ok[i] else None) for i, name in enumerate(labels.CLASS_NAMES)}
     vals = dist[ok]
@@ -1615,9 +1679,15 @@ def main(argv: list[str] | None = None) -> dict:
     return manifest
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> int:
+    """The program: ``main`` with a user error printed as one line (no traceback); returns the exit status."""
     try:
-        main()
+        main(argv)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
