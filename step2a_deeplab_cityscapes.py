@@ -42,8 +42,8 @@ CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"), "AMP": ("auto"
            "EVAL_SIZE": ("native",),
            "SYNTHETIC_WORLD": ("default", "tiny")}
 # DeepLabV2-R101 is 15x BiSeNet's cost: on a 2-core CPU the demo only shows that it trains end to end.
-DEMO = {"TRAIN_SIZE": (64, 128), "EVAL_SIZE": (64, 128), "PRETRAINED": "none", "EPOCHS": 2, "TRAIN_IMAGES": 60,
-        "VAL_IMAGES": 50, "BATCH_SIZE": 2, "LR": 1e-3, "EVAL_EVERY": 2, "LATENCY_SIZE": (256, 512), "LATENCY_ITERS": 3}
+DEMO = {"TRAIN_SIZE": (64, 128), "EVAL_SIZE": (64, 128), "PRETRAINED": "none", "EPOCHS": 1, "TRAIN_IMAGES": 32,
+        "VAL_IMAGES": 20, "BATCH_SIZE": 2, "LR": 1e-3, "LATENCY_SIZE": (256, 512), "LATENCY_ITERS": 3}
 
 
 def main(argv: list[str] | None = None) -> dict:
