@@ -13,6 +13,7 @@ CITYSCAPES_ROOT = "data/Cityscapes"    # Cityscapes root: leftImg8bit/ (or image
 LABEL_SOURCE = "auto"                  # auto | labelIds | labelTrainIds (auto: trainIds when present)
 TRAIN_SIZE = (512, 1024)               # (H, W) training images are resized to
 EVAL_SIZE = (512, 1024)                # (H, W) evaluation resolution, or "native" (logits to full label)
+TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 NUM_CLASSES = 19                       # Cityscapes train classes
 CONTEXT_PATH = "resnet18"              # resnet18 | resnet101 context path backbone
 PRETRAINED = True                      # ImageNet weights for the context path (torchvision)
@@ -41,8 +42,8 @@ SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world -
 CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"), "CONTEXT_PATH": ("resnet18", "resnet101"),
            "AMP": ("auto", "bf16", "fp16", "off"), "EVAL_SIZE": ("native",),
            "SYNTHETIC_WORLD": ("default", "tiny")}
-DEMO = {"TRAIN_SIZE": (128, 256), "EVAL_SIZE": (128, 256), "PRETRAINED": False, "EPOCHS": 6,
-        "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 3, "LATENCY_ITERS": 5}
+DEMO = {"TRAIN_SIZE": (128, 256), "EVAL_SIZE": (128, 256), "PRETRAINED": False, "EPOCHS": 4,
+        "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 5}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -16,6 +16,7 @@ GTA5_VAL_FRACTION = 0.1                # held-out GTA5 share for the in-domain r
 CITYSCAPES_ROOT = "data/Cityscapes"    # Cityscapes root: leftImg8bit/ (or images/) and gtFine/
 TRAIN_SIZE = (720, 1280)               # (H, W) GTA5 training images are resized to
 EVAL_SIZE = (512, 1024)                # (H, W) Cityscapes evaluation resolution, or "native"
+TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 NUM_CLASSES = 19                       # Cityscapes train classes
 PRETRAINED = True                      # ImageNet weights for the ResNet18 context path (torchvision)
 EPOCHS = 50                            # passes over the GTA5 training split
@@ -51,8 +52,8 @@ VARIANTS = {                           # variant -> augmentation: probability (s
 
 CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"), "AMP": ("auto", "bf16", "fp16", "off"),
            "EVAL_SIZE": ("native",), "SYNTHETIC_WORLD": ("default", "tiny")}
-DEMO = {"TRAIN_SIZE": (128, 224), "EVAL_SIZE": (128, 256), "PRETRAINED": False, "EPOCHS": 4,
-        "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 4, "LATENCY_ITERS": 5, "VARIANTS": "none,full"}
+DEMO = {"TRAIN_SIZE": (128, 224), "EVAL_SIZE": (128, 256), "PRETRAINED": False, "EPOCHS": 3,
+        "TRAIN_IMAGES": 160, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 3, "LATENCY_ITERS": 5, "VARIANTS": "none,full"}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -16,6 +16,7 @@ CITYSCAPES_ROOT = "data/Cityscapes"    # Cityscapes root: train split unlabelled
 TRAIN_SIZE = (720, 1280)               # (H, W) GTA5 source images are resized to
 TARGET_SIZE = (512, 1024)              # (H, W) Cityscapes target training images are resized to
 EVAL_SIZE = (512, 1024)                # (H, W) Cityscapes evaluation resolution, or "native"
+TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 SOURCE_AUGMENT = {"hflip": 0.5, "color_jitter": 0.5, "blur": 0.5}  # best step-3 set, on source images
 NUM_CLASSES = 19                       # Cityscapes train classes
 PRETRAINED = True                      # ImageNet weights for the ResNet18 context path (torchvision)
@@ -57,8 +58,8 @@ VARIANTS = {                           # variant -> adversarial?, segmentation l
 CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"), "AMP": ("auto", "bf16", "fp16", "off"),
            "EVAL_SIZE": ("native",), "SYNTHETIC_WORLD": ("default", "tiny")}
 DEMO = {"TRAIN_SIZE": (128, 224), "TARGET_SIZE": (128, 256), "EVAL_SIZE": (128, 256), "PRETRAINED": False,
-        "EPOCHS": 4, "BATCH_SIZE": 8, "LR": 5e-2, "ADAM_LR": 1e-3, "EVAL_EVERY": 4, "LATENCY_ITERS": 5,
-        "VARIANTS": "source_only,adv_ce_sgd,adv_focal_adam"}
+        "EPOCHS": 2, "TRAIN_IMAGES": 160, "BATCH_SIZE": 8, "LR": 5e-2, "ADAM_LR": 1e-3, "EVAL_EVERY": 2,
+        "LATENCY_ITERS": 5, "VARIANTS": "source_only,adv_ce_sgd,adv_focal_adam"}
 
 
 def main(argv: list[str] | None = None) -> dict:
