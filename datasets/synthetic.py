@@ -44,7 +44,7 @@ from . import labels
 from utils.errors import ConfigError, DatasetError, UserError
 
 GENERATOR = "datasets.synthetic"  # the manifest's "generator" (not __name__, which is __main__ under -m)
-GENERATOR_VERSION: int = 3
+GENERATOR_VERSION: int = 4
 """Bumped whenever the images a given seed produces change, so stale worlds are regenerated."""
 
 TRAIN_CITIES: tuple[str, ...] = ("aachen", "bremen", "darmstadt", "hamburg")
@@ -132,11 +132,11 @@ _JITTER = {  # per-object colour standard deviation
 }
 # GTA-like source: warmer, more saturated materials, deeper blue sky, yellower foliage.
 _SOURCE_OFFSET = {
-    "road": (4, -2, -14), "sidewalk": (20, 8, -10), "building": (20, 6, -18), "wall": (16, 6, -14),
-    "fence": (18, 6, -12), "pole": (-12, -10, -6), "traffic light": (10, 8, -10), "traffic sign": (12, 0, -12),
-    "vegetation": (8, 22, -16), "terrain": (30, 24, -24), "sky": (-44, -12, 34), "person": (12, 2, -8),
-    "rider": (14, 0, -10), "car": (10, 0, -10), "truck": (12, 4, -12), "bus": (16, 10, -16),
-    "train": (16, 0, -12), "motorcycle": (14, 0, -8), "bicycle": (14, 0, -6),
+    "road": (4, 0, -6), "sidewalk": (14, 6, -4), "building": (14, 4, -8), "wall": (12, 4, -6),
+    "fence": (12, 4, -6), "pole": (-10, -8, -4), "traffic light": (8, 6, -6), "traffic sign": (10, 0, -6),
+    "vegetation": (0, 14, -8), "terrain": (20, 16, -14), "sky": (-36, -8, 28), "person": (10, 2, -4),
+    "rider": (12, 0, -6), "car": (8, 0, -6), "truck": (10, 4, -6), "bus": (12, 8, -10),
+    "train": (12, 0, -8), "motorcycle": (12, 0, -4), "bicycle": (12, 0, -4),
 }
 _SOURCE_OFFSET_ARR = {k: np.asarray(v, np.float64) for k, v in _SOURCE_OFFSET.items()}
 assert set(_TRAIN_ID) <= set(_PALETTES) and set(_TRAIN_ID) == set(_JITTER) == set(_SOURCE_OFFSET)
@@ -186,7 +186,7 @@ TARGET_STYLE = Style(
     bonnet=0.09,
 )
 GTA_STYLE = Style(
-    horizon=0.40, cam_height=1.7, obj_scale=1.12, saturation=1.25, contrast=1.1, tint=(1.07, 1.0, 0.88),
+    horizon=0.40, cam_height=1.7, obj_scale=1.12, saturation=1.15, contrast=1.1, tint=(1.04, 1.0, 0.94),
     brightness=1.06, class_offset=1.0, texture=1.45, sun=0.8, shadow=0.5, haze=0.12, noise=1.0, blur=0.0,
     bonnet=0.04,
 )
