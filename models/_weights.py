@@ -2,7 +2,7 @@
 
 A weights file that matches nothing must never train silently from scratch (users then report half the
 expected mIoU), so every backbone tensor has to be found, with the right shape, or loading fails with a
-message that names the file and the fix. Nothing here uses ``strict=False``.
+message that names the file and the fix. Nothing here loads a state dict non-strictly.
 """
 from __future__ import annotations
 
