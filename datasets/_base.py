@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 from torchvision import tv_tensors
 
 from datasets import io, labels
@@ -40,6 +40,21 @@ def require_dir(path: Path, what: str, hint: str) -> None:
         raise DatasetError(f"{what} not found: {path} does not exist or is not a folder. {hint}")
 
 
+class WorkerDatasetError(DatasetError):
+    """A DatasetError raised inside a DataLoader worker, re-raised in the main process with its message only.
+
+    PyTorch re-raises a worker's exception as ``type(e)(text)`` where ``text`` is the worker's whole
+    traceback; this class keeps only its own message from that text, so entry points print one clean line
+    naming the file instead of a traceback.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        marker = f"{type(self).__name__}: "
+        if "Original Traceback" in message and marker in message:
+            message = message[message.rindex(marker) + len(marker):].rstrip()
+        super().__init__(message)
+
+
 class SegmentationDataset(Dataset):
     """Shared item pipeline: decode -> optional resize to ``size`` -> optional joint transform -> tensors.
 
@@ -47,6 +62,8 @@ class SegmentationDataset(Dataset):
     """
 
     samples: list[tuple[Path, Path]]
+    # Prepared items (datasets.prepare), replacing decode + resize; augmentation still runs per item.
+    _cache = None
 
     def __init__(self, size: tuple[int, int] | None, transform: Transform | None) -> None:
         self.size = check_size(size)
@@ -59,6 +76,18 @@ class SegmentationDataset(Dataset):
         """(3xHxW uint8 image, HxW int64 train ids) at the label's native size."""
         raise NotImplementedError
 
+    def _use_cache(self, cache_dir: str | Path | bool | None) -> None:
+        """Serve items from a prepared cache in ``cache_dir`` when one is present and fresh (datasets.prepare).
+
+        Args:
+            cache_dir: the cache folder, None for the project's default, False to always read the raw files.
+        """
+        if self.size is None or cache_dir is False:
+            return
+        from datasets.prepare import find_cache
+
+        self._cache = find_cache(self, cache_dir)
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         index = operator.index(index)
         n = len(self.samples)
@@ -68,9 +97,14 @@ class SegmentationDataset(Dataset):
             raise IndexError(f"index {index} out of range for {type(self).__name__} of {n} items")
         image_path, label_path = self.samples[index]
         try:
-            image, label = self._load(index)
+            if self._cache is not None:
+                image, label = self._cache.item(index)
+            else:
+                image, label = self._load(index)
             return self._finish(image, label)
-        except DatasetError:
+        except DatasetError as e:
+            if get_worker_info() is not None and not isinstance(e, WorkerDatasetError):
+                raise WorkerDatasetError(str(e)) from None
             raise
         except Exception as e:
             # DataLoader workers re-raise with the traceback text: the note carries the file names with it.

@@ -66,6 +66,8 @@ class Cityscapes(SegmentationDataset):
             ``(tv_tensors.Image, tv_tensors.Mask)`` (see ``datasets.transforms.build_augmentation``).
         label_source: "auto" (``_gtFine_labelTrainIds.png`` where present, else ``_gtFine_labelIds.png``),
             "labelIds" (map the 34 label ids to train ids) or "labelTrainIds" (use the train-id files).
+        cache_dir: where ``python -m datasets.prepare`` caches decoded, resized items; a fresh cache of this
+            split at ``size`` is used instead of the PNGs. None: the project's default; False: never.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Cityscapes(SegmentationDataset):
         size: tuple[int, int] | None = None,
         transform: Transform | None = None,
         label_source: str = "auto",
+        cache_dir: str | Path | bool | None = None,
     ) -> None:
         super().__init__(size, transform)
         self.root = Path(root)
@@ -130,6 +133,7 @@ class Cityscapes(SegmentationDataset):
             raise DatasetError(
                 f"Cityscapes {split}: {len(missing)} of {len(images)} images have no label file:\n{examples}\n{fix}"
             )
+        self._use_cache(cache_dir)
 
     @property
     def label_kind_counts(self) -> dict[str, int]:

@@ -115,6 +115,8 @@ class GTA5(SegmentationDataset):
         split_seed: seed of the random train/val partition.
         list_file: text file listing the **val** images (one id or file name per line, ``#`` comments);
             "train" is every other image.
+        cache_dir: where ``python -m datasets.prepare`` caches decoded, resized items; a fresh cache of this
+            root at ``size`` is used instead of the PNGs. None: the project's default; False: never.
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class GTA5(SegmentationDataset):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         list_file: str | Path | None = None,
+        cache_dir: str | Path | bool | None = None,
     ) -> None:
         super().__init__(size, transform)
         self.root = Path(root)
@@ -188,6 +191,7 @@ class GTA5(SegmentationDataset):
                 f"({len(skipped)} images, 0 labels matched by name).\n{LAYOUT_TEXT}"
             )
         self.detected_format = self._detect_format()
+        self._use_cache(cache_dir)
 
     @staticmethod
     def _split_mask(

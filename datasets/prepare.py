@@ -1,0 +1,499 @@
+"""Prepared datasets: decode, resize and convert the labels once, then load items several times faster.
+
+    python -m datasets.prepare --cityscapes /data/Cityscapes --gta5 /data/GTA5
+    python -m datasets.prepare --gta5 /data/GTA5 --gta5-size 720 1280 --label-format color --workers 8
+
+Each prepared set is one folder under the cache folder (``data/cache`` under the repository root unless
+told otherwise; never inside a dataset folder) named after the dataset, split and size, holding
+``images.npy`` (N x 3 x H x W uint8 RGB), ``labels.npy`` (N x H x W uint8 train ids, 255 = ignore) and
+``manifest.json`` (settings, the source files with their sizes and modification times, and a key hashing
+them). It is written into a temporary folder and renamed into place, so a folder with a manifest is
+complete.
+
+``Cityscapes(...)`` and ``GTA5(...)`` built with a ``size`` use a prepared set automatically when it
+exists, matches their settings and its source files are unchanged: it replaces decoding and resizing only,
+so transforms (augmentation) and per-sample seeding run exactly as on the raw files. A stale or incomplete
+set is ignored with a one-line note saying how to rebuild it. Cityscapes is prepared per split; GTA5 as a
+whole root, which serves its "all", "train" and "val" splits.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datasets._base import SegmentationDataset
+from datasets.cityscapes import LABEL_SOURCES, Cityscapes
+from datasets.gta5 import GTA5, LABEL_FORMATS
+from utils.data import StoppingLoader
+from utils.errors import ConfigError, DatasetError
+
+FORMAT_VERSION = 1
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE_DIR = REPO_ROOT / "data" / "cache"
+# The step scripts' defaults (TRAIN_SIZE / EVAL_SIZE / TARGET_SIZE).
+DEFAULT_SIZES = {"cityscapes": (512, 1024), "gta5": (720, 1280)}
+MANIFEST = "manifest.json"
+ARRAYS = {"images": "images.npy", "labels": "labels.npy"}
+
+_cache_dir: Path | None = None
+_noted: set[tuple[str, str]] = set()
+
+
+class StaleCache(Exception):
+    """A prepared set that exists but cannot be used; the message says why."""
+
+
+def set_cache_dir(cache_dir: str | Path | None) -> None:
+    """Change where datasets look for prepared sets by default (e.g. from a CACHE_DIR constant).
+
+    Args:
+        cache_dir: the cache folder, or None for ``data/cache`` under the repository root.
+    """
+    global _cache_dir
+    _cache_dir = None if cache_dir is None else Path(cache_dir)
+
+
+def resolve_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    """The cache folder: ``cache_dir`` if given, else the one from :func:`set_cache_dir`, else the default.
+
+    Args:
+        cache_dir: a folder, or None.
+    """
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return _cache_dir if _cache_dir is not None else DEFAULT_CACHE_DIR
+
+
+def _kind(ds: SegmentationDataset) -> str:
+    if isinstance(ds, Cityscapes):
+        return "cityscapes"
+    if isinstance(ds, GTA5):
+        return "gta5"
+    raise ConfigError(f"datasets.prepare handles Cityscapes and GTA5 datasets, not {type(ds).__name__}")
+
+
+def identity(ds: SegmentationDataset) -> dict:
+    """Everything besides the source files that decides a prepared set's content.
+
+    Args:
+        ds: a Cityscapes or GTA5 dataset with a ``size``.
+    """
+    kind = _kind(ds)
+    if ds.size is None:
+        raise ConfigError("only datasets with a size (H, W) can be prepared: items of native size differ in shape")
+    labels = {"label_source": ds.label_source} if kind == "cityscapes" else {"label_format": ds.label_format}
+    return {"dataset": type(ds).__name__, "root": str(Path(ds.root).resolve()),
+            "split": ds.split if kind == "cityscapes" else "all", "size": list(ds.size), "labels": labels}
+
+
+def unit_dir(ds: SegmentationDataset, cache_dir: str | Path | None = None) -> Path:
+    """The folder of the prepared set that serves ``ds``.
+
+    Args:
+        ds: a Cityscapes or GTA5 dataset with a ``size``.
+        cache_dir: the cache folder (None: :func:`resolve_cache_dir`).
+    """
+    ident = identity(ds)
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+    label = next(iter(ident["labels"].values()))
+    h, w = ident["size"]
+    return resolve_cache_dir(cache_dir) / f"{_kind(ds)}-{ident['split']}-{h}x{w}-{label}-{digest}"
+
+
+def rebuild_command(ds: SegmentationDataset, cache_dir: str | Path | None = None) -> str:
+    """The command line that (re)builds the prepared set serving ``ds``.
+
+    Args:
+        ds: a Cityscapes or GTA5 dataset with a ``size``.
+        cache_dir: the cache folder (None: :func:`resolve_cache_dir`).
+    """
+    h, w = ds.size
+    if _kind(ds) == "cityscapes":
+        cmd = f"python -m datasets.prepare --cityscapes {ds.root} --split {ds.split} --cityscapes-size {h} {w}"
+        if ds.label_source != "auto":
+            cmd += f" --label-source {ds.label_source}"
+    else:
+        cmd = f"python -m datasets.prepare --gta5 {ds.root} --gta5-size {h} {w}"
+        if ds.label_format != "auto":
+            cmd += f" --label-format {ds.label_format}"
+    folder = resolve_cache_dir(cache_dir)
+    if folder != DEFAULT_CACHE_DIR:
+        cmd += f" --cache-dir {folder}"
+    return cmd
+
+
+def _relative(ds: SegmentationDataset) -> list[tuple[str, str]]:
+    root = Path(ds.root)
+    return [(Path(i).relative_to(root).as_posix(), Path(l).relative_to(root).as_posix()) for i, l in ds.samples]
+
+
+def _stats(root: Path, rel: tuple[str, str]) -> list[int]:
+    """[image bytes, image mtime_ns, label bytes, label mtime_ns]."""
+    out = []
+    for name in rel:
+        st = os.stat(root / name)
+        out += [st.st_size, st.st_mtime_ns]
+    return out
+
+
+class PreparedItems:
+    """Items of one dataset served from a prepared set: ``item(index)`` -> (3xHxW uint8, HxW int64).
+
+    The arrays are memory-mapped on first use in each process (DataLoader workers map their own).
+    """
+
+    def __init__(self, folder: Path, rows: list[int], n: int, size: tuple[int, int]) -> None:
+        self.folder, self.rows, self.n, self.size = folder, rows, n, tuple(size)
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+
+    def open(self) -> tuple[np.ndarray, np.ndarray]:
+        """The memory-mapped (images, labels) arrays; StaleCache when missing, truncated or misshapen."""
+        h, w = self.size
+        arrays = []
+        for key, shape in (("images", (self.n, 3, h, w)), ("labels", (self.n, h, w))):
+            path = self.folder / ARRAYS[key]
+            try:
+                arr = np.load(path, mmap_mode="r")
+            except FileNotFoundError:
+                raise StaleCache(f"{ARRAYS[key]} is missing") from None
+            except (OSError, ValueError, EOFError) as e:
+                raise StaleCache(f"{ARRAYS[key]} is truncated or corrupt ({e})") from None
+            if arr.shape != shape or arr.dtype != np.uint8:
+                raise StaleCache(f"{ARRAYS[key]} holds {arr.dtype} {arr.shape}, expected uint8 {shape}")
+            arrays.append(arr)
+        return arrays[0], arrays[1]
+
+    def item(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(3xHxW uint8 image, HxW int64 train ids) of dataset item ``index``."""
+        try:
+            if self._arrays is None:
+                self._arrays = self.open()
+            images, labels = self._arrays
+            row = self.rows[index]
+            return torch.from_numpy(np.array(images[row])), torch.from_numpy(labels[row].astype(np.int64))
+        except (StaleCache, OSError, ValueError) as e:
+            raise DatasetError(
+                f"prepared dataset {self.folder} cannot be read ({e}). Delete that folder (the raw files are then "
+                "used) or rebuild it with python -m datasets.prepare."
+            ) from None
+
+    def __getstate__(self) -> dict:
+        # Workers started by spawn map the files themselves instead of receiving copies of the arrays.
+        return {**self.__dict__, "_arrays": None}
+
+
+def check_cache(ds: SegmentationDataset, folder: Path) -> PreparedItems:
+    """The prepared set in ``folder`` for ``ds``, or StaleCache saying why it cannot be used.
+
+    Args:
+        ds: a Cityscapes or GTA5 dataset with a ``size``.
+        folder: a prepared set's folder.
+    """
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise StaleCache(f"it is incomplete ({MANIFEST} is missing)")
+    try:
+        manifest = json.loads(path.read_text())
+        version, ident = manifest["format_version"], manifest["identity"]
+        n, samples, stats = int(manifest["n"]), manifest["samples"], manifest["stats"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StaleCache(f"its {MANIFEST} is unreadable ({type(e).__name__})") from None
+    if version != FORMAT_VERSION:
+        raise StaleCache(f"it was made by format version {version}, this code reads {FORMAT_VERSION}")
+    if ident != identity(ds):
+        raise StaleCache("it was made with other settings")
+    if not (len(samples) == len(stats) == n):
+        raise StaleCache(f"its {MANIFEST} is inconsistent")
+    row_of = {tuple(s): i for i, s in enumerate(samples)}
+    wanted = _relative(ds)
+    rows = [row_of.get(s, -1) for s in wanted]
+    missing = [s for s, r in zip(wanted, rows) if r < 0]
+    if missing:
+        raise StaleCache(f"{len(missing)} of the dataset's images are not in it (e.g. {missing[0][0]})")
+    items = PreparedItems(folder, rows, n, tuple(ds.size))
+    items.open()
+    root = Path(ds.root)
+    for rel, row in zip(wanted, rows):
+        try:
+            now = _stats(root, rel)
+        except OSError:
+            raise StaleCache(f"a source file is gone ({rel[0]} or {rel[1]})") from None
+        if now != stats[row]:
+            changed = rel[0] if now[:2] != stats[row][:2] else rel[1]
+            raise StaleCache(f"{changed} changed since it was prepared")
+    return items
+
+
+def find_cache(ds: SegmentationDataset, cache_dir: str | Path | None = None, notify: bool = True
+               ) -> PreparedItems | None:
+    """The fresh prepared set serving ``ds``, or None (raw files); never raises for a bad cache.
+
+    A set that exists but is stale or incomplete is reported once per process in one line with the command
+    that rebuilds it.
+
+    Args:
+        ds: a Cityscapes or GTA5 dataset; None is returned when it has no ``size``.
+        cache_dir: the cache folder (None: :func:`resolve_cache_dir`).
+        notify: print the one-line notes (using / not using a prepared set).
+    """
+    if ds.size is None:
+        return None
+    folder = unit_dir(ds, cache_dir)
+    if not folder.is_dir():
+        return None
+    try:
+        items = check_cache(ds, folder)
+    except StaleCache as e:
+        if notify and (str(folder), str(e)) not in _noted:
+            _noted.add((str(folder), str(e)))
+            print(f"note: not using the prepared dataset {folder}: {e}; reading the raw files. "
+                  f"Rebuild it with: {rebuild_command(ds, cache_dir)}", file=sys.stderr)
+        return None
+    if notify and (str(folder), "") not in _noted:
+        _noted.add((str(folder), ""))
+        print(f"using the prepared dataset {folder}")
+    return items
+
+
+def _free_bytes(folder: Path) -> int:
+    while not folder.exists():
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def prepare(ds: SegmentationDataset, cache_dir: str | Path | None = None, *, workers: int = 0,
+            progress: bool = True, force: bool = False) -> Path:
+    """Write the prepared set serving ``ds`` (atomically) and return its folder; a fresh one is kept.
+
+    Args:
+        ds: a Cityscapes or GTA5 dataset with a ``size``; for GTA5 prepare ``split="all"`` so that every
+            split can use it. Its transform is not applied.
+        cache_dir: the cache folder (None: :func:`resolve_cache_dir`); it may not lie inside the dataset root.
+        workers: DataLoader worker processes decoding the files.
+        progress: show a progress bar.
+        force: rebuild even when a fresh set exists.
+    """
+    folder = unit_dir(ds, cache_dir)
+    cache_root = folder.parent
+    root = Path(ds.root).resolve()
+    if cache_root.resolve().is_relative_to(root):
+        raise ConfigError(f"the cache folder {cache_root} lies inside the dataset root {root}: choose a folder "
+                          "outside it (--cache-dir); dataset folders are never written to.")
+    if not force and folder.is_dir():
+        try:
+            check_cache(ds, folder)
+            return folder
+        except StaleCache:
+            pass
+    plain = copy.copy(ds)
+    plain.transform, plain._cache = None, None
+    samples = _relative(plain)
+    # Stat before decoding: a file changed while this runs then reads as stale afterwards, never as fresh.
+    stats = [_stats(Path(ds.root), s) for s in samples]
+    n, (h, w) = len(plain), plain.size
+    need = n * 4 * h * w
+    if need > _free_bytes(cache_root):
+        raise DatasetError(
+            f"preparing {n} images at {h}x{w} needs {need / 1e9:.1f} GB but {cache_root} has "
+            f"{_free_bytes(cache_root) / 1e9:.1f} GB free: free some space or choose another --cache-dir."
+        )
+    cache_root.mkdir(parents=True, exist_ok=True)
+    # mkdir rather than mkdtemp: the folder gets the user's umask permissions (mkdtemp's are owner-only).
+    tmp = cache_root / f".tmp-{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        start = time.perf_counter()
+        images = np.lib.format.open_memmap(tmp / ARRAYS["images"], mode="w+", dtype=np.uint8, shape=(n, 3, h, w))
+        labels = np.lib.format.open_memmap(tmp / ARRAYS["labels"], mode="w+", dtype=np.uint8, shape=(n, h, w))
+        loader = StoppingLoader(plain, batch_size=8, shuffle=False, num_workers=workers)
+        from tqdm import tqdm
+
+        i = 0
+        with tqdm(total=n, desc=f"preparing {folder.name}", unit="img", disable=not progress,
+                  file=sys.stderr) as bar:
+            for image, label in loader:
+                images[i:i + len(image)] = image.numpy()
+                labels[i:i + len(label)] = label.numpy()  # train ids 0..18 and 255 fit a uint8
+                i += len(image)
+                bar.update(len(image))
+        images.flush()
+        labels.flush()
+        del images, labels
+        source_hash = hashlib.sha256(json.dumps([samples, stats]).encode()).hexdigest()
+        ident = identity(ds)
+        manifest = {
+            "format_version": FORMAT_VERSION, "identity": ident, "n": n,
+            "key": hashlib.sha256(json.dumps([FORMAT_VERSION, ident, source_hash], sort_keys=True).encode()
+                                  ).hexdigest(),
+            "source_hash": source_hash, "arrays": dict(ARRAYS),
+            "image_shape": [n, 3, h, w], "label_shape": [n, h, w], "seconds": round(time.perf_counter() - start, 1),
+            "samples": [list(s) for s in samples], "stats": stats,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest))
+        old = None
+        if folder.exists():
+            old = cache_root / f".old-{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            folder.rename(old)
+        tmp.rename(folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _head(ds: SegmentationDataset, n: int) -> SegmentationDataset:
+    """A copy of ``ds`` restricted to its first ``n`` items."""
+    sub = copy.copy(ds)
+    sub.samples = ds.samples[:n]
+    for name in ("label_kinds", "ids"):
+        if hasattr(ds, name):
+            setattr(sub, name, getattr(ds, name)[:n])
+    return sub
+
+
+def _images_per_second(ds: SegmentationDataset, batch_size: int, num_workers: int, min_seconds: float) -> float:
+    loader = StoppingLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        persistent_workers=num_workers > 0)
+    for _ in loader:  # warm-up: worker start-up and the OS file cache are not what is measured
+        pass
+    count, start = 0, time.perf_counter()
+    while True:
+        for images, _ in loader:
+            count += len(images)
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return count / elapsed
+
+
+def loader_throughput(root: str | Path, kind: str, size: tuple[int, int], n_images: int = 64,
+                      cache_dir: str | Path | None = None, batch_size: int = 8, num_workers: int = 0,
+                      label_format: str = "auto", min_seconds: float = 1.0) -> dict[str, float]:
+    """Images per second of a DataLoader over the raw files vs over a prepared set of the same images.
+
+    The first ``n_images`` items (Cityscapes train, or GTA5) are prepared into a temporary folder, which is
+    deleted afterwards; preparation time is not measured. Each side gets one untimed warm-up pass, then
+    full passes until ``min_seconds`` have elapsed.
+
+    Args:
+        root: dataset root.
+        kind: "cityscapes" or "gta5".
+        size: (H, W) the items are resized to.
+        n_images: how many items to iterate over.
+        cache_dir: folder in which the temporary prepared set is made (None: the system's temp folder).
+        batch_size: loader batch size.
+        num_workers: loader worker processes.
+        label_format: GTA5 label format.
+        min_seconds: minimum timed duration per side.
+
+    Returns:
+        ``{"raw": images/s, "prepared": images/s}``.
+    """
+    kind = kind.lower()
+    if kind == "cityscapes":
+        ds = Cityscapes(root, "train", size=size, cache_dir=False)
+    elif kind == "gta5":
+        ds = GTA5(root, "all", size=size, label_format=label_format, cache_dir=False)
+    else:
+        raise ConfigError(f"kind must be 'cityscapes' or 'gta5', got {kind!r}")
+    raw = _head(ds, max(1, n_images))
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="prepared-bench-", dir=cache_dir) as tmp:
+        prepare(raw, tmp, workers=num_workers, progress=False)
+        cached = copy.copy(raw)
+        cached._cache = find_cache(raw, tmp, notify=False)
+        if cached._cache is None:
+            raise DatasetError(f"the prepared set written to {tmp} could not be read back")
+        return {"raw": _images_per_second(raw, batch_size, num_workers, min_seconds),
+                "prepared": _images_per_second(cached, batch_size, num_workers, min_seconds)}
+
+
+def _default_workers() -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cpus - 1))
+
+
+def main(argv: list[str] | None = None) -> dict[str, str]:
+    """Command line: prepare Cityscapes and/or GTA5; returns {description: prepared folder}.
+
+    Args:
+        argv: arguments (None: ``sys.argv[1:]``).
+    """
+    p = argparse.ArgumentParser(
+        prog="python -m datasets.prepare",
+        description="Decode, resize and convert a dataset once into a cache that loads several times faster. "
+                    "Cityscapes(...) and GTA5(...) with the same root, size and label setting then use it "
+                    "automatically. Dataset folders are only read.")
+    p.add_argument("--cityscapes", metavar="ROOT", help="Cityscapes root (official or course layout)")
+    p.add_argument("--gta5", metavar="ROOT", help="GTA5 root (images/ and labels/); prepared as a whole, "
+                   "serving the all, train and val splits")
+    p.add_argument("--cityscapes-size", nargs=2, type=int, action="append", metavar=("H", "W"),
+                   help=f"Cityscapes size; repeat for several (default {DEFAULT_SIZES['cityscapes']})")
+    p.add_argument("--gta5-size", nargs=2, type=int, action="append", metavar=("H", "W"),
+                   help=f"GTA5 size; repeat for several (default {DEFAULT_SIZES['gta5']})")
+    p.add_argument("--split", nargs="+", choices=("train", "val"), default=["train", "val"],
+                   help="Cityscapes splits (default: train val)")
+    p.add_argument("--label-source", choices=LABEL_SOURCES, default="auto", help="Cityscapes label files")
+    p.add_argument("--label-format", choices=LABEL_FORMATS, default="auto", help="GTA5 label format")
+    p.add_argument("--cache-dir", default=None,
+                   help=f"cache folder (default {DEFAULT_CACHE_DIR}); never inside a dataset folder")
+    p.add_argument("--workers", type=int, default=_default_workers(), help="decoding processes")
+    p.add_argument("--force", action="store_true", help="rebuild even when a fresh prepared set exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if not args.cityscapes and not args.gta5:
+        p.error("give --cityscapes ROOT and/or --gta5 ROOT")
+    if args.workers < 0:
+        p.error("--workers must be 0 or more")
+    cache_dir = None if args.cache_dir is None else Path(args.cache_dir).absolute()
+
+    jobs = []
+    if args.cityscapes:
+        for h, w in args.cityscapes_size or [DEFAULT_SIZES["cityscapes"]]:
+            for split in dict.fromkeys(args.split):
+                jobs.append(Cityscapes(args.cityscapes, split, size=(h, w), label_source=args.label_source,
+                                       cache_dir=False))
+    if args.gta5:
+        for h, w in args.gta5_size or [DEFAULT_SIZES["gta5"]]:
+            jobs.append(GTA5(args.gta5, "all", size=(h, w), label_format=args.label_format, cache_dir=False))
+    done = {}
+    for ds in jobs:
+        h, w = ds.size
+        what = f"{type(ds).__name__} {identity(ds)['split']} at {h}x{w}"
+        folder = unit_dir(ds, cache_dir)
+        fresh = False
+        if not args.force and folder.is_dir():
+            try:
+                check_cache(ds, folder)
+                fresh = True
+            except StaleCache as e:
+                print(f"{what}: rebuilding {folder} ({e})")
+        if fresh:
+            print(f"{what}: already prepared and up to date in {folder}")
+        else:
+            print(f"{what}: {len(ds)} images, {len(ds) * 4 * h * w / 1e9:.2f} GB -> {folder}")
+            start = time.perf_counter()
+            prepare(ds, cache_dir, workers=args.workers, progress=not args.no_progress, force=True)
+            print(f"{what}: done in {time.perf_counter() - start:.1f} s")
+        done[what] = str(folder)
+    return done
+
+
+if __name__ == "__main__":
+    from utils.config import run_main
+
+    run_main(main)
