@@ -90,6 +90,25 @@ def default_workers(device: torch.device) -> int:
     return 1 if cpus >= 4 else 0
 
 
+class StoppingLoader(DataLoader):
+    """A DataLoader that stops its worker processes as soon as an error leaves an iteration.
+
+    Otherwise the error's traceback holds the iterator in a reference cycle, and its later shutdown by the
+    garbage collector (often at exit, after the error message) waits seconds per worker.
+    """
+
+    def __iter__(self) -> Iterator:
+        it = super().__iter__()
+        try:
+            yield from it
+        except Exception:
+            stop = getattr(it, "_shutdown_workers", None)
+            if stop is not None:
+                stop()
+                self._iterator = None  # persistent workers: start fresh ones on the next iteration
+            raise
+
+
 def make_loader(dataset: Dataset, batch_size: int, *, train: bool, seed: int, device: torch.device,
                 num_workers: int = -1, rank: int = 0, world: int = 1, stream: int = 0) -> DataLoader:
     """A loader over ``dataset`` driven by an :class:`EpochSampler` (reach it as ``loader.sampler``).
@@ -98,7 +117,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, seed: int, de
     """
     workers = default_workers(device) if num_workers < 0 else num_workers
     sampler = EpochSampler(len(dataset), seed, shuffle=train, rank=rank, world=world, stream=stream)
-    return DataLoader(
+    return StoppingLoader(
         SeededDataset(dataset), batch_size=batch_size, sampler=sampler, drop_last=train,
         num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
@@ -124,6 +143,7 @@ def batch_stream(loader: DataLoader, start: int = 0) -> Iterator:
 def demo_world(synthetic_dir: str, preset: str = "default") -> Path:
     """The synthetic world for --demo: generated on first use and whenever the preset asks for another."""
     from datasets.synthetic import ensure_world
+    from utils.distributed import main_first
 
     root = Path(synthetic_dir)
     if not root.is_absolute():
@@ -131,13 +151,18 @@ def demo_world(synthetic_dir: str, preset: str = "default") -> Path:
     if preset not in WORLD_PRESETS:
         from utils.errors import ConfigError
         raise ConfigError(f"SYNTHETIC_WORLD must be one of {sorted(WORLD_PRESETS)}, got {preset!r}")
-    return Path(ensure_world(root, **WORLD_PRESETS[preset]))
+    with main_first():  # under torchrun rank 0 generates it; the others then find it
+        return Path(ensure_world(root, **WORLD_PRESETS[preset]))
 
 
 def dataset_root(cfg, key: str, domain: str) -> tuple[Path, bool]:
     """The root of ``domain`` ("Cityscapes" or "GTA5"): the configured ``cfg[key]``, or with --demo the
     synthetic world's copy of it. Returns (root, synthetic)."""
     if getattr(cfg, "demo", False):
+        from utils import distributed
+        from utils.device import resolve_device
+
+        distributed.init(resolve_device(cfg.DEVICE))  # the processes wait for rank 0's world
         return demo_world(cfg.SYNTHETIC_DIR, cfg.SYNTHETIC_WORLD) / domain, True
     return Path(cfg[key]), False
 

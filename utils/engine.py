@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from utils import distributed
 from utils.checkpoint import atomic_save, rng_state, set_rng_state
 from utils.device import amp_name, device_name, resolve_amp, resolve_device
 from utils.errors import ConfigError, UserError
@@ -42,7 +43,8 @@ class Interrupted(SystemExit):
 # ----------------------------------------------------------------------------------------------- setup
 @dataclass
 class Env:
-    """Where and how tensors are computed: device, autocast dtype (None = fp32) and memory format."""
+    """Where and how tensors are computed: device, autocast dtype (None = fp32) and memory format, and
+    this process's place among those torchrun started (rank 0 of 1 without torchrun)."""
 
     device: torch.device
     amp_dtype: torch.dtype | None
@@ -78,8 +80,11 @@ def seed_everything(seed: int) -> None:
 
 
 def setup_env(cfg) -> Env:
-    """Device, AMP policy (SPEC 5), seeds, and the CUDA speed settings, from a step script's config."""
-    device = resolve_device(cfg.DEVICE)
+    """Device, AMP policy (SPEC 5), seeds, and the CUDA speed settings, from a step script's config.
+
+    Under torchrun, also joins the process group; each process then computes on its own GPU.
+    """
+    device = distributed.init(resolve_device(cfg.DEVICE))
     amp_dtype = resolve_amp(cfg.AMP, device)
     seed_everything(cfg.SEED)
     deterministic = bool(cfg.get("DETERMINISTIC", False))
@@ -91,7 +96,8 @@ def setup_env(cfg) -> Env:
         torch.backends.cudnn.deterministic = deterministic
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    return Env(device=device, amp_dtype=amp_dtype, channels_last=device.type == "cuda")
+    return Env(device=device, amp_dtype=amp_dtype, channels_last=device.type == "cuda",
+               rank=distributed.rank(), world=distributed.world())
 
 
 def make_optimizer(name: str, param_groups: list[dict], lr: float, momentum: float = 0.9,
@@ -109,7 +115,11 @@ def make_optimizer(name: str, param_groups: list[dict], lr: float, momentum: flo
 # ----------------------------------------------------------------------------------------- one iteration
 @dataclass
 class Trainer:
-    """Everything one training iteration touches, and what a checkpoint must hold to resume it."""
+    """Everything one training iteration touches, and what a checkpoint must hold to resume it.
+
+    Under torchrun ``model`` and ``discriminator`` are DistributedDataParallel wrappers; checkpoints hold the
+    modules inside, so they load into single-process runs and back.
+    """
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -132,23 +142,23 @@ class Trainer:
             self.scaler = torch.amp.GradScaler(self.env.device.type)
 
     def state_dict(self) -> dict:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        state = {"model": distributed.unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
                  "global_it": self.global_it}
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         if self.discriminator is not None:
-            state["discriminator"] = self.discriminator.state_dict()
+            state["discriminator"] = distributed.unwrap(self.discriminator).state_dict()
             state["disc_optimizer"] = self.disc_optimizer.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        distributed.unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.global_it = int(state["global_it"])
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         if self.discriminator is not None:
-            self.discriminator.load_state_dict(state["discriminator"])
+            distributed.unwrap(self.discriminator).load_state_dict(state["discriminator"])
             self.disc_optimizer.load_state_dict(state["disc_optimizer"])
 
 
@@ -221,7 +231,9 @@ def adversarial_step(tr: Trainer, batch) -> dict[str, float]:
     tr.optimizer.zero_grad(set_to_none=True)
     d_opt.zero_grad(set_to_none=True)
 
-    d.requires_grad_(False)
+    # The frozen discriminator is called outside its DDP wrapper: no gradient of its own to synchronise.
+    d_frozen = distributed.unwrap(d)
+    d_frozen.requires_grad_(False)
     with tr.env.autocast():
         src_out = tr.model(images)
         seg = _seg_losses(tr, src_out, labels)
@@ -229,11 +241,11 @@ def adversarial_step(tr: Trainer, batch) -> dict[str, float]:
     _backward(tr, sum(seg.values()))
     with tr.env.autocast():
         tgt_main = tr.model(target_images)[0]
-        d_tgt = d(F.softmax(tgt_main.float(), dim=1))
+        d_tgt = d_frozen(F.softmax(tgt_main.float(), dim=1))
         adv = F.binary_cross_entropy_with_logits(d_tgt.float(), torch.full_like(d_tgt.float(), SOURCE_LABEL))
     _backward(tr, tr.lambda_adv * adv)
 
-    d.requires_grad_(True)
+    d_frozen.requires_grad_(True)
     src_main = src_out[0] if isinstance(src_out, (tuple, list)) else src_out
     with tr.env.autocast():
         d_src = d(F.softmax(src_main.detach().float(), dim=1)).float()
@@ -290,18 +302,27 @@ def evaluate(model: nn.Module, loader, env: Env, num_classes: int = 19, progress
     """One confusion matrix over the whole loader (never an average of per-batch mIoUs).
 
     Logits of another size than the label (``EVAL_SIZE="native"`` with a resized input) are upsampled to
-    the label, bilinearly, before the argmax.
+    the label, bilinearly, before the argmax. Under torchrun each process evaluates its shard of the loader
+    (no image twice) with the unwrapped model (a DDP forward would wait for the other ranks at every batch,
+    and shards may differ by one batch); the matrices are then summed.
     """
+    model = distributed.unwrap(model)
     model.eval()
     cm = ConfusionMatrix(num_classes=num_classes)
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(0, 0)
     for images, labels in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
         labels = labels.to(env.device, non_blocking=True)
-        with env.autocast():
-            logits = model(env.images(images))
-        if logits.shape[-2:] != labels.shape[-2:]:
-            logits = resize(logits.float(), labels.shape[-2:])
+        try:
+            with env.autocast():
+                logits = model(env.images(images))
+            if logits.shape[-2:] != labels.shape[-2:]:
+                logits = resize(logits.float(), labels.shape[-2:])
+        except torch.OutOfMemoryError:
+            raise TrainingError(
+                f"out of GPU memory while evaluating (batch {images.shape[0]} at {tuple(images.shape[-2:])}, "
+                f"labels {tuple(labels.shape[-2:])}): lower --BATCH_SIZE (evaluation uses it too) or --EVAL_SIZE."
+            ) from None
         cm.update(pred=logits.argmax(1), target=labels)
     cm.reduce_from_all_processes()
     return cm
@@ -369,14 +390,15 @@ def fit(tr: Trainer, run: Run, train_loader, val_loader, *, epochs: int, eval_ev
             state["train_seconds"] = seconds_before + time.perf_counter() - t_start
             if metrics is not None:
                 metrics.write({"epoch": state["epoch"] + 1, "iter": i, "global_it": tr.global_it, **logs})
-            if stop.received is not None:
+            signum = distributed.any_rank_max(stop.received or 0)  # all ranks stop at the same iteration
+            if signum:
                 save(run.last)
-                name = signal.Signals(stop.received).name
+                name = signal.Signals(signum).name
                 msg = (f"{name}: stopped at epoch {state['epoch'] + 1}, iteration {i}; checkpoint saved to "
                        f"{run.last}.\nResume with:\n  {run.command}")
                 print("\n" + msg)
                 run.log(f"{name} at epoch {state['epoch'] + 1} iteration {i}; checkpoint saved")
-                raise Interrupted(128 + stop.received)
+                raise Interrupted(128 + signum)
             if checkpoint_minutes > 0 and time.monotonic() - last_ckpt >= checkpoint_minutes * 60:
                 save(run.last)
                 last_ckpt = time.monotonic()
@@ -388,6 +410,7 @@ def fit(tr: Trainer, run: Run, train_loader, val_loader, *, epochs: int, eval_ev
                                    on_iteration=on_iteration, progress=progress)
             entry = {"epoch": epoch + 1, "global_it": tr.global_it, **logs}
             if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
+                distributed.broadcast_buffers(tr.model)
                 cm = evaluate(tr.model, val_loader, tr.env, num_classes, progress=progress)
                 result = cm.compute()
                 entry["val_miou"] = result["miou"]
@@ -406,7 +429,12 @@ def fit(tr: Trainer, run: Run, train_loader, val_loader, *, epochs: int, eval_ev
                     + (f" val mIoU {entry['val_miou']:.2f}" if "val_miou" in entry else ""))
             run.log(line)
             epoch_bar.write(line) if progress else print(line)
-            if stop.received is not None:
-                raise Interrupted(128 + stop.received)
+            signum = distributed.any_rank_max(stop.received or 0)
+            if signum:  # arrived during evaluation or the epoch's last iteration: last.pt was just saved
+                name = signal.Signals(signum).name
+                print(f"\n{name}: stopped after epoch {epoch + 1}; checkpoint saved to {run.last}.\n"
+                      f"Resume with:\n  {run.command}")
+                run.log(f"{name} after epoch {epoch + 1}; checkpoint saved")
+                raise Interrupted(128 + signum)
     return state
 

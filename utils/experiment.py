@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from utils import distributed
 from utils.checkpoint import load_checkpoint, load_resumable
 from utils.complexity import count_flops, count_params, measure_latency
 from utils.data import batch_stream, limit, make_loader
@@ -48,20 +49,28 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
 
 
 def complexity(model: nn.Module, env: Env, flops_size, latency_size, latency_iters: int) -> dict:
-    """Params, fvcore FLOPs and latency of ``model`` on the run's device and fast path, cached per process."""
+    """Params, fvcore FLOPs and latency of ``model`` on the run's device and fast path, cached per process.
+
+    Under torchrun only rank 0 measures (the others would compete for the same machine and skew the
+    latency); they wait for its figures.
+    """
     key = json.dumps([model.spec, list(flops_size), list(latency_size), str(env.device),
                       str(env.amp_dtype), latency_iters], sort_keys=True)
     if key not in _COMPLEXITY_CACHE:
-        was_training = model.training
-        flops = count_flops(model, size=tuple(flops_size))
-        lat = measure_latency(model, size=tuple(latency_size), device=env.device, iters=latency_iters,
-                              warmup=max(1, latency_iters // 4), amp_dtype=env.amp_dtype,
-                              channels_last=env.channels_last)
-        model.train(was_training)
-        _COMPLEXITY_CACHE[key] = {
-            "params_m": count_params(model) / 1e6, "flops_g": flops, "flops_resolution": list(flops_size),
-            "latency_ms": lat["latency_ms"], "latency_std_ms": lat["latency_std_ms"], "fps": lat["fps"],
-            "latency_resolution": list(latency_size)}
+        measured = None
+        if env.is_main:
+            model = distributed.unwrap(model)
+            was_training = model.training
+            flops = count_flops(model, size=tuple(flops_size))
+            lat = measure_latency(model, size=tuple(latency_size), device=env.device, iters=latency_iters,
+                                  warmup=max(1, latency_iters // 4), amp_dtype=env.amp_dtype,
+                                  channels_last=env.channels_last)
+            model.train(was_training)
+            measured = {
+                "params_m": count_params(model) / 1e6, "flops_g": flops, "flops_resolution": list(flops_size),
+                "latency_ms": lat["latency_ms"], "latency_std_ms": lat["latency_std_ms"], "fps": lat["fps"],
+                "latency_resolution": list(latency_size)}
+        _COMPLEXITY_CACHE[key] = distributed.broadcast_object(measured)
     return dict(_COMPLEXITY_CACHE[key])
 
 
@@ -90,6 +99,7 @@ def run_experiment(cfg, *, step: str, model_name: str, build_model: Callable[[],
     if cfg.EVAL_ONLY:
         return _eval_only(cfg, run, step, model_name, build_model, val_set, train_domain, eval_domain,
                           synthetic, extra_evals)
+    env = setup_env(cfg)  # joins torchrun's processes before they agree on the run's status
     status = run.prepare()
     if status == "finished":
         results = run.stored_results()
@@ -97,7 +107,6 @@ def run_experiment(cfg, *, step: str, model_name: str, build_model: Callable[[],
         print_results(results)
         return results
 
-    env = setup_env(cfg)
     model = build_model().to(env.device)
     if env.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -105,35 +114,39 @@ def run_experiment(cfg, *, step: str, model_name: str, build_model: Callable[[],
     if init_from and status == "new":
         load_weights(model, init_from)
 
-    batch = int(cfg.BATCH_SIZE)
-    if batch < 1 or len(train_set) < batch:
-        raise ConfigError(f"BATCH_SIZE={batch} but the training set has {len(train_set)} images: "
+    batch = int(cfg.BATCH_SIZE)  # per process under torchrun
+    shard = len(train_set) // env.world
+    if batch < 1 or shard < batch:
+        per = f" ({shard} per process, {env.world} processes)" if env.world > 1 else ""
+        raise ConfigError(f"BATCH_SIZE={batch} but the training set has {len(train_set)} images{per}: "
                           "use a batch between 1 and the number of images (2 or more for BiSeNet).")
     workers = int(cfg.get("NUM_WORKERS", -1))
+    shards = dict(rank=env.rank, world=env.world)
     train_loader = make_loader(train_set, batch, train=True, seed=cfg.SEED, device=env.device,
-                               num_workers=workers)
+                               num_workers=workers, **shards)
     val_loader = make_loader(val_set, int(cfg.get("EVAL_BATCH_SIZE", batch)), train=False, seed=cfg.SEED,
-                             device=env.device, num_workers=workers)
-    max_iter = int(cfg.EPOCHS) * len(train_loader)
+                             device=env.device, num_workers=workers, **shards)
+    max_iter = int(cfg.EPOCHS) * len(train_loader)  # this process's iterations: each one steps every rank
     lr = float(cfg.LR if lr is None else lr)
     tr = Trainer(
-        model=model,
+        model=distributed.wrap(model, env.device, find_unused_parameters=target_set is not None),
         optimizer=make_optimizer(optimizer, model.param_groups(), lr, momentum=cfg.get("MOMENTUM", 0.9),
                                  weight_decay=cfg.WEIGHT_DECAY, betas=cfg.get("BETAS", (0.9, 0.99))),
         loss_fn=build_seg_loss(loss, gamma=cfg.get("FOCAL_GAMMA", 2.0)),
         env=env, base_lr=lr, max_iter=max_iter, aux_weight=cfg.get("AUX_WEIGHT", 1.0))
     step_fn = seg_step
-    resume = load_resumable(run.last)[0] if status == "resume" else None
+    resume = load_resumable(run.last, map_location=env.device)[0] if status == "resume" else None
     if target_set is not None:
         from models import FCDiscriminator
 
-        tr.discriminator = FCDiscriminator(num_classes=cfg.NUM_CLASSES).to(env.device)
+        disc = FCDiscriminator(num_classes=cfg.NUM_CLASSES).to(env.device)
         tr.disc_base_lr = float(cfg.DISC_LR)
-        tr.disc_optimizer = torch.optim.Adam(tr.discriminator.parameters(), lr=tr.disc_base_lr,
+        tr.disc_optimizer = torch.optim.Adam(disc.parameters(), lr=tr.disc_base_lr,
                                              betas=tuple(cfg.get("DISC_BETAS", (0.9, 0.99))))
+        tr.discriminator = distributed.wrap(disc, env.device)
         tr.lambda_adv = float(cfg.LAMBDA_ADV)
         target_loader = make_loader(target_set, batch, train=True, seed=cfg.SEED, device=env.device,
-                                    num_workers=workers, stream=1)
+                                    num_workers=workers, stream=1, **shards)
         start = int(resume["trainer"]["global_it"]) if resume is not None else 0
         tr.target_batches = batch_stream(target_loader, start=start)
         step_fn = adversarial_step
@@ -181,8 +194,8 @@ def _extra_evals(cfg, model, env, extra_evals, workers) -> dict:
     out = {}
     for name, ds in (extra_evals or {}).items():
         loader = make_loader(ds, int(cfg.BATCH_SIZE), train=False, seed=cfg.SEED, device=env.device,
-                             num_workers=workers)
-        r = evaluate(model, loader, env, cfg.NUM_CLASSES, desc=name).compute()
+                             num_workers=workers, rank=env.rank, world=env.world)
+        r = evaluate(model, loader, env, cfg.NUM_CLASSES, desc=name, progress=env.is_main).compute()
         out[name] = {"miou": r["miou"], "per_class_iou": r["per_class_iou"]}
     return out
 
@@ -196,8 +209,8 @@ def _eval_only(cfg, run, step, model_name, build_model, val_set, train_domain, e
     ckpt = load_weights(model, cfg.INIT_FROM)
     workers = int(cfg.get("NUM_WORKERS", -1))
     loader = make_loader(val_set, int(cfg.BATCH_SIZE), train=False, seed=cfg.SEED, device=env.device,
-                         num_workers=workers)
-    final = evaluate(model, loader, env, cfg.NUM_CLASSES).compute()
+                         num_workers=workers, rank=env.rank, world=env.world)
+    final = evaluate(model, loader, env, cfg.NUM_CLASSES, progress=env.is_main).compute()
     results = _record(cfg, run, env, step, model_name, model, final, train_domain, eval_domain, synthetic)
     trained = ckpt.get("state", {})
     results.update(epochs=trained.get("epoch", 0), iterations=ckpt.get("trainer", {}).get("global_it", 0),

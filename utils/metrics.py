@@ -72,7 +72,12 @@ class ConfusionMatrix:
         repeats images, which would then count twice (SPEC 7).
         """
         if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(self.mat, op=dist.ReduceOp.SUM)
+            # NCCL reduces GPU tensors only, Gloo CPU ones; a rank with an empty shard still holds a CPU matrix.
+            device = (torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl"
+                      else torch.device("cpu"))
+            mat = self.mat.to(device)
+            dist.all_reduce(mat, op=dist.ReduceOp.SUM)
+            self.mat = mat.to(self.mat.device)
 
     def compute(self) -> dict:
         """``{"miou", "pixel_acc", "per_class_iou": {name: IoU}}`` in percent, as Python floats.

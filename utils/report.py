@@ -136,8 +136,11 @@ def _gain(r: dict, base: dict):
 def summarize_variants(cfg, results: list[dict], baseline: str | None, title: str,
                        also_vs: str | None = None) -> str:
     """Summary files and the per-class bar chart in ``RUNS_DIR/RUN_NAME``; prints the table."""
+    from utils.distributed import is_main
     from utils.plots import plot_per_class_iou
 
+    if not is_main():  # under torchrun rank 0 alone writes (and prints) the summary
+        return ""
     out_dir = Path(cfg.RUNS_DIR) / cfg.RUN_NAME
     table = write_summary(out_dir, results, baseline=baseline, title=title, also_vs=also_vs)
     plot_per_class_iou(results, out_dir / "per_class_iou.png", title=title)
