@@ -26,6 +26,10 @@ ending in ``:N`` (e.g. ``"cuda:N"``) accepts that prefix alone or followed by ``
 default the listed strings are accepted as alternatives to a value of the default's type (``EVAL_SIZE``
 may be ``native``).
 
+After parsing, values that cannot be right are refused by name (a crash hours later is worse): any
+``*_SIZE`` key holds positive sizes (an int of at least 1, or two of them as (H, W)), and the keys in
+``MIN_VALUES`` (epochs, counts, learning rates, ...) are at least their bound.
+
 ``--demo`` applies the script's ``DEMO`` overrides first, then the user's, and appends ``-demo`` to
 ``RUN_NAME``. ``DEMO`` values written as strings are parsed like command-line values; other Python values
 are used as they are (a list of keys for a dict constant selects those keys).
@@ -52,6 +56,12 @@ _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 _INT_RE = re.compile(r"^[+-]?\d+(_\d+)*$")
 DEMO_SUFFIX = "-demo"
+# Lower bounds of the keys a script has: counts of at least 1; amounts, rates and weights of at least 0.
+MIN_VALUES: dict[str, float] = {
+    "EPOCHS": 1, "EVAL_EVERY": 1, "NUM_CLASSES": 1, "LATENCY_ITERS": 1, "TRAIN_IMAGES": 0, "VAL_IMAGES": 0,
+    "CHECKPOINT_MINUTES": 0, "LR": 0, "ADAM_LR": 0, "DISC_LR": 0, "WEIGHT_DECAY": 0, "MOMENTUM": 0,
+    "AUX_WEIGHT": 0, "FOCAL_GAMMA": 0, "LAMBDA_ADV": 0, "GTA5_VAL_FRACTION": 0,
+}
 
 
 class Config(dict):
@@ -412,9 +422,29 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     overrides = {}
     for key, raw, where in user:
         overrides[key] = values[key] = parser.parse(key, raw, where)
+    for key, value in values.items():
+        where = next((w for k, _, w in reversed(user) if k == key), None)
+        if where is None:
+            where = f"DEMO[{key!r}]" if demo and key in demo_overrides else key
+        _check_bounds(key, value, where)
     if demo and isinstance(values.get("RUN_NAME"), str) and not values["RUN_NAME"].endswith(DEMO_SUFFIX):
         values["RUN_NAME"] += DEMO_SUFFIX
     return Config(values, demo=demo, overrides=overrides)
+
+
+def _check_bounds(key: str, value: Any, where: str) -> None:
+    """ConfigError for a size that is not positive or a value below its ``MIN_VALUES`` bound."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if key.endswith("_SIZE") and isinstance(value, (list, tuple)):
+        ok = len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+        if not ok:
+            raise ConfigError(f"{where}: {key} must be two positive integers H,W (e.g. --{key}=512,1024), "
+                              f"got {format_value(value)}.")
+        return
+    bound = 1 if key.endswith("_SIZE") else MIN_VALUES.get(key)
+    if bound is not None and isinstance(value, (int, float)) and not value >= bound:
+        raise ConfigError(f"{where}: {key} must be at least {bound}, got {format_value(value)}.")
 
 
 def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shlex
 import shutil
 import sys
@@ -16,12 +17,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from utils import distributed
+from utils.checkpoint import load_checkpoint, previous_path
 from utils.config import config_diff
-from utils.errors import ConfigError
+from utils.errors import CheckpointError, ConfigError
 
 # Keys that may change between a run and its resumption without changing what it computes.
 NON_IDENTITY_KEYS = ("RUNS_DIR", "RUN_NAME", "OVERWRITE", "CHECKPOINT_MINUTES", "NUM_WORKERS", "DEVICE",
                      "EVAL_ONLY", "VARIANTS", "LATENCY_ITERS")
+# What tells the variants of one multi-variant experiment apart (the rest of their config is shared).
+VARIANT_KEYS = ("VARIANT", "VARIANT_SPEC")
+# Files a multi-variant step writes next to its variant folders (utils.report.summarize_variants).
+SUMMARY_FILES = ("summary.md", "summary.csv", "summary.json", "per_class_iou.png")
 
 
 def to_json(obj: Any) -> Any:
@@ -54,6 +61,11 @@ class Run:
 
     def __init__(self, cfg, variant: str | None = None, variant_spec: Any = None,
                  command: str | None = None) -> None:
+        name = str(cfg.RUN_NAME).strip()
+        if not name or Path(name).is_absolute() or any(part in ("", ".", "..") for part in name.split("/")):
+            # RUNS_DIR itself (or a folder above it) would become the run folder that OVERWRITE may delete.
+            raise ConfigError(f"RUN_NAME={cfg.RUN_NAME!r} is not a folder name under RUNS_DIR: use a plain "
+                              "name such as --RUN_NAME=my_run.")
         self.root = Path(cfg.RUNS_DIR) / cfg.RUN_NAME
         self.dir = self.root / variant if variant else self.root
         self.variant = variant or "default"
@@ -62,7 +74,11 @@ class Run:
             self.config["VARIANT"] = variant
             self.config["VARIANT_SPEC"] = variant_spec
         self.overwrite = bool(cfg.OVERWRITE)
-        self.command = command or " ".join(shlex.quote(a) for a in ["python", *sys.argv])
+        launcher = ["python"]
+        if distributed.launched_world() > 1:
+            per_node = os.environ.get("LOCAL_WORLD_SIZE", distributed.launched_world())
+            launcher = ["torchrun", f"--nproc_per_node={per_node}"]
+        self.command = command or " ".join(shlex.quote(a) for a in [*launcher, *sys.argv])
 
     last = property(lambda self: self.dir / "last.pt")
     best = property(lambda self: self.dir / "best.pt")
@@ -72,29 +88,117 @@ class Run:
     metrics_path = property(lambda self: self.dir / "metrics.csv")
 
     def prepare(self) -> str:
-        """Decide what this invocation does: "new", "resume" or "finished"; refuse a changed config."""
-        if self.config_path.is_file():
+        """Decide what this invocation does: "new", "resume" or "finished" (see :meth:`_prepare`).
+
+        Under torchrun rank 0 decides (and alone touches the folder); every rank gets its answer, or its error.
+        """
+        if not distributed.is_initialized():
+            return self._prepare()
+        decision: tuple[str, str] | None = None
+        if distributed.is_main():
             try:
-                old = json.loads(self.config_path.read_text())
-            except (OSError, json.JSONDecodeError):
-                old = None
-            diffs = ["config.json unreadable"] if old is None else config_diff(old, self.config, NON_IDENTITY_KEYS)
-            if diffs and not self.overwrite:
-                raise ConfigError(
-                    f"{self.dir} holds a run with a different config:\n  " + "\n  ".join(diffs)
-                    + "\nUse a new --RUN_NAME=..., or --OVERWRITE=true to replace that run.")
-            if diffs:
-                print(f"OVERWRITE: replacing the run in {self.dir} ({len(diffs)} config differences)")
+                decision = ("ok", self._prepare())
+            except ConfigError as e:
+                decision = ("error", str(e))
+            except BaseException:
+                distributed.broadcast_object(("error", f"rank 0 failed to prepare {self.dir}"))
+                raise
+        kind, value = distributed.broadcast_object(decision)
+        if kind == "error":
+            raise ConfigError(value)
+        return value
+
+    def _prepare(self) -> str:
+        """Decide what this invocation does: "new", "resume" or "finished".
+
+        Refuses (ConfigError listing the differences), unless ``OVERWRITE``, a folder whose run has another
+        config (read from config.json, or from its checkpoint when config.json is gone), a folder of files
+        that is not a run at all, and for a variant a ``RUN_NAME`` folder whose other runs have another config.
+        """
+        if self.dir != self.root:
+            self._check_experiment_root()
+        if _contents(self.dir):
+            old, source = self._stored_config()
+            if old is None:
+                problem = (f"{self.dir} already holds files that are not a run of this config and no readable "
+                           f"config.json ({source}); it may belong to another experiment.")
+            else:
+                diffs = config_diff(old, self.config, NON_IDENTITY_KEYS)
+                problem = (f"{self.dir} holds a run with a different config (from {source}):\n  "
+                           + "\n  ".join(diffs)) if diffs else None
+            if problem and not self.overwrite:
+                raise ConfigError(problem + "\nUse a new --RUN_NAME=..., or --OVERWRITE=true to replace that run.")
+            if problem:
+                print(f"OVERWRITE: replacing {self.dir}: {problem.splitlines()[0]}")
                 shutil.rmtree(self.dir)
         if self.results_path.is_file():
             return "finished"
-        status = "resume" if (self.last.is_file() or self.last.with_name("last.prev.pt").is_file()) else "new"
+        status = "resume" if (self.last.is_file() or previous_path(self.last).is_file()) else "new"
         if status == "new" and self.dir.exists() and self.overwrite:
             shutil.rmtree(self.dir)
         write_json(self.config_path, self.config)
         return status
 
+    def _stored_config(self) -> tuple[dict | None, str]:
+        """(config, where it was read) of the run in ``self.dir``; (None, what was found) when there is none."""
+        if self.config_path.is_file():
+            try:
+                old = json.loads(self.config_path.read_text())
+                if isinstance(old, dict):
+                    return old, str(self.config_path)
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                pass
+        for ckpt in (self.last, previous_path(self.last)):
+            if ckpt.is_file():
+                try:
+                    old = load_checkpoint(ckpt).get("config")
+                except CheckpointError:
+                    continue
+                if isinstance(old, dict):
+                    return old, str(ckpt)
+        return None, "found: " + ", ".join(_contents(self.dir)[:5])
+
+    def _check_experiment_root(self) -> None:
+        """A variant's ``RUNS_DIR/RUN_NAME`` must hold only variants of this experiment and their summary."""
+        mine = {k: v for k, v in self.config.items() if k not in VARIANT_KEYS}
+        names = _contents(self.root)
+        if not names:
+            return
+        foreign = []
+        for name in names:
+            path = self.root / name
+            if path == self.dir or name in SUMMARY_FILES or (path.is_dir() and not _contents(path)):
+                continue
+            config_file = path / "config.json" if path.is_dir() else path
+            try:
+                old = json.loads(config_file.read_text()) if config_file.name == "config.json" else None
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                old = None
+            if not isinstance(old, dict):
+                foreign.append((path, [f"{name} is not a run of this experiment"]))
+                continue
+            diffs = config_diff({k: v for k, v in old.items() if k not in VARIANT_KEYS}, mine, NON_IDENTITY_KEYS)
+            if diffs:
+                foreign.append((path, diffs))
+        if not foreign:
+            return
+        if not self.overwrite:
+            # a differing config says more than a list of files that are not runs
+            path, diffs = min(foreign, key=lambda f: f[1][0].endswith("is not a run of this experiment"))
+            raise ConfigError(
+                f"{self.root} holds runs of another experiment or config ({path}):\n  " + "\n  ".join(diffs)
+                + "\nUse a new --RUN_NAME=..., or --OVERWRITE=true to replace them.")
+        if (self.root / "config.json").is_file():
+            print(f"OVERWRITE: replacing {self.root} (a run of another experiment)")
+            shutil.rmtree(self.root)
+            return
+        for path, _ in foreign:
+            print(f"OVERWRITE: removing {path} (another config)")
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
     def log(self, message: str) -> None:
+        if not distributed.is_main():
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
@@ -103,7 +207,18 @@ class Run:
         return json.loads(self.results_path.read_text())
 
     def save_results(self, results: dict) -> None:
+        if not distributed.is_main():
+            return
         write_json(self.results_path, results)
+
+
+def _contents(folder: Path) -> list[str]:
+    """Names in ``folder`` that belong to a run or to someone else: hidden temporary files and evaluations of
+    other checkpoints (``eval_*.json``, written without a run) do not count."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if not p.name.startswith(".") and not (p.name.startswith("eval_") and p.suffix == ".json"))
 
 
 class MetricsCSV:

@@ -1,0 +1,442 @@
+"""Reliability fault suite: bad data, bad checkpoints, interrupted runs and bad configuration, met the way a
+user meets them (a step script's ``main`` under ``run_main``, or a subprocess), each ending in one clear
+message or in the behaviour SPEC 5 promises.
+
+Cases already proven elsewhere are not repeated here; README "What you can rely on" lists every promise with
+the test that proves it (this file or another).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from test_datasets import make_cityscapes, make_gta5
+from test_steps import tiny_args
+
+from datasets import GTA5, Cityscapes
+from utils.checkpoint import atomic_save, previous_path
+from utils.config import Config, run_main
+from utils.errors import ConfigError, DatasetError
+from utils.runs import Run
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = "step2b_bisenet-demo"  # the demo run folder of step 2b
+# 12 train images, batch 2: one epoch of 6 iterations, enough to interrupt it mid-epoch.
+LONGER = ("--EPOCHS=1", "--BATCH_SIZE=2")
+
+
+def step2b(argv: list[str]) -> dict:
+    from step2b_bisenet_cityscapes import main
+
+    return main(argv)
+
+
+def user_error(argv: list[str], capsys) -> str:
+    """Run step 2b as the command line does; assert it ends in one ``error:`` message; return that message."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run_main(step2b, argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1, err
+    assert "error: " in err and "Traceback" not in err, err
+    return err[err.index("error: "):]  # after any progress bars
+
+
+# --------------------------------------------------------------------------------------------------- data
+def test_wrong_layout_names_the_missing_folder(tmp_path: Path) -> None:
+    make_gta5(tmp_path / "gta", n=1)
+    shutil.rmtree(tmp_path / "gta" / "labels")
+    with pytest.raises(DatasetError) as err:
+        GTA5(tmp_path / "gta")
+    assert "no labels/ folder" in str(err.value) and str(tmp_path / "gta" / "labels") in str(err.value)
+    assert "ROOT/images/NNNNN.png and ROOT/labels/NNNNN.png" in str(err.value)
+
+    make_cityscapes(tmp_path / "cs", n=1)
+    shutil.rmtree(tmp_path / "cs" / "gtFine")
+    with pytest.raises(DatasetError) as err:
+        Cityscapes(tmp_path / "cs", "train")
+    assert "no gtFine/ folder" in str(err.value) and "gtFine_trainvaltest.zip" in str(err.value)
+
+
+@pytest.mark.parametrize("which", ["image", "label", "first label"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_gta5_corrupt_or_truncated_png_names_the_file(tmp_path: Path, which: str, damage: str) -> None:
+    make_gta5(tmp_path, n=2)
+    path = {"image": tmp_path / "images" / "00002.png", "label": tmp_path / "labels" / "00002.png",
+            "first label": tmp_path / "labels" / "00001.png"}[which]
+    data = path.read_bytes()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200) if damage == "garbage" else data[: len(data) // 2])
+    with pytest.raises(DatasetError) as err:
+        ds = GTA5(tmp_path)  # the first label's header is read to detect the format
+        ds[0 if which == "first label" else 1]
+    assert str(path) in str(err.value)
+    assert "re-extract" in str(err.value).lower()
+
+
+def _read_only(root: Path) -> None:
+    for p in [root, *root.rglob("*")]:
+        p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns, p.stat().st_mode) for p in sorted(root.rglob("*"))}
+
+
+def test_step_script_on_read_only_data_writes_nothing_there(tiny_world: Path, tmp_path: Path) -> None:
+    """A whole step-2b run (train, evaluate, measure, plot) on a read-only copy of a Cityscapes folder."""
+    data = tmp_path / "Cityscapes"
+    shutil.copytree(tiny_world / "Cityscapes", data)
+    _read_only(data)
+    before = _snapshot(data)
+    try:
+        args = [a for a in tiny_args(tiny_world, tmp_path / "runs") if a != "--demo"]
+        results = step2b([*args, f"--CITYSCAPES_ROOT={data}", "--PRETRAINED=false"])
+        assert results["iterations"] == 2 and results["synthetic"] is False
+        assert _snapshot(data) == before
+    finally:
+        for p in [data, *data.rglob("*")]:
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
+
+
+# -------------------------------------------------------------------------------------------- checkpoints
+class RunsCode:
+    """Unpickling this calls ``os.mkdir(path)``: the kind of file a safe load must refuse."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+@pytest.fixture(scope="module")
+def bad_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    from models import BiSeNet, DeepLabV2
+
+    folder = tmp_path_factory.mktemp("ckpts")
+    good = BiSeNet(num_classes=19, pretrained=False)
+    atomic_save({"model": good.state_dict(), "model_spec": good.spec}, folder / "good.pt")
+    data = (folder / "good.pt").read_bytes()
+    (folder / "truncated.pt").write_bytes(data[: len(data) // 3])
+    deeplab = DeepLabV2(num_classes=19, pretrained=False)
+    state = dict(list(deeplab.state_dict().items())[:8])
+    torch.save({"trainer": {"model": state}, "model_spec": deeplab.spec}, folder / "deeplab_run.pt")
+    sixteen = BiSeNet(num_classes=16, pretrained=False)
+    torch.save({"model": sixteen.state_dict(), "model_spec": sixteen.spec}, folder / "classes16.pt")
+    import torchvision
+
+    torch.save(torchvision.models.resnet18().state_dict(), folder / "resnet18_state_dict.pt")
+    torch.save({"model": RunsCode(folder / "code_ran")}, folder / "runs_code.pt")
+    return {"truncated": folder / "truncated.pt", "other_model": folder / "deeplab_run.pt",
+            "other_classes": folder / "classes16.pt", "bare_other_network": folder / "resnet18_state_dict.pt",
+            "executes_code": folder / "runs_code.pt", "missing": folder / "nope.pt"}
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("truncated", "truncated or corrupt"),
+    ("other_model", "arch: expected 'bisenet', found 'deeplabv2'"),
+    ("other_classes", "num_classes: expected 19, found 16"),
+    ("bare_other_network", "does not fit this model"),
+    ("executes_code", "weights_only=True"),
+    ("missing", "not found"),
+])
+@pytest.mark.parametrize("eval_only", [False, True])
+def test_bad_init_from_is_one_clear_message(tiny_world, tmp_path, capsys, bad_checkpoints, case, expected,
+                                            eval_only):
+    path = bad_checkpoints[case]
+    extra = ["--EVAL_ONLY=true"] if eval_only else []
+    err = user_error(tiny_args(tiny_world, tmp_path, f"--INIT_FROM={path}", *extra), capsys)
+    assert str(path) in err and expected in err
+    if case == "executes_code":
+        assert "could execute code" in err
+        assert not (path.parent / "code_ran").exists()  # refused before anything in it ran
+    assert not (tmp_path / RUN / "results.json").exists()
+
+
+def _cfg(tmp_path: Path, **kw) -> Config:
+    base = dict(RUNS_DIR=str(tmp_path), RUN_NAME="r", EPOCHS=2, LR=0.1, OVERWRITE=False, SEED=0,
+                CHECKPOINT_MINUTES=10.0)
+    base.update(kw)
+    return Config(base)
+
+
+def test_checkpoint_of_another_config_is_refused_even_without_config_json(tmp_path: Path) -> None:
+    """An older run folder holding only its checkpoint: the checkpoint's own config is compared."""
+    run = Run(_cfg(tmp_path))
+    run.prepare()
+    atomic_save({"config": run.config, "trainer": {}}, run.last)
+    run.config_path.unlink()
+    with pytest.raises(ConfigError) as err:
+        Run(_cfg(tmp_path, EPOCHS=3, LR=0.2)).prepare()
+    msg = str(err.value)
+    assert "EPOCHS: 2 -> 3" in msg and "LR: 0.1 -> 0.2" in msg and str(run.last) in msg
+    assert "--OVERWRITE=true" in msg and run.last.is_file()
+    assert Run(_cfg(tmp_path)).prepare() == "resume"  # same config: resumed, and config.json written again
+    assert run.config_path.is_file()
+    assert Run(_cfg(tmp_path, EPOCHS=3, OVERWRITE=True)).prepare() == "new"
+    assert not run.last.exists()
+
+
+# --------------------------------------------------------------------------------------------------- runs
+def _popen(args: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _script(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "step2b_bisenet_cityscapes.py"), *args]
+
+
+def _metrics(runs: Path) -> list[tuple[str, ...]]:
+    rows = (runs / RUN / "metrics.csv").read_text().splitlines()[1:]
+    return [tuple(r.split(",")[:4]) for r in rows]  # epoch, iter, global_it, loss
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_world, tmp_path_factory) -> Path:
+    runs = tmp_path_factory.mktemp("uninterrupted")
+    proc = _popen(_script(*tiny_args(tiny_world, runs, *LONGER, "--DETERMINISTIC=true")))
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    return runs
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_and_sigterm_save_print_the_resume_command_and_it_finishes(tiny_world, tmp_path, uninterrupted,
+                                                                          sig):
+    """Ctrl-C and a cloud's pre-emption mid-epoch: exit 130/143, last.pt saved, the printed command resumes
+    and the run ends with the uninterrupted run's metrics. Periodic checkpoints are off: the signal's is the
+    only mid-epoch one."""
+    args = tiny_args(tiny_world, tmp_path, *LONGER, "--DETERMINISTIC=true", "--CHECKPOINT_MINUTES=0")
+    proc = _popen(_script(*args))
+    metrics = tmp_path / RUN / "metrics.csv"
+    deadline = time.time() + 300
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2) and time.time() < deadline:
+        time.sleep(0.05)  # training has started: one iteration logged
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=300)
+    name = signal.Signals(sig).name
+    assert proc.returncode == 128 + sig, out
+    assert f"{name}: stopped at epoch 1" in out and "Traceback" not in out
+    assert (tmp_path / RUN / "last.pt").is_file() and not (tmp_path / RUN / "results.json").exists()
+    saved = torch.load(tmp_path / RUN / "last.pt", weights_only=True)
+    assert 0 < saved["state"]["iter_in_epoch"] <= 6 and saved["state"]["epoch"] == 0
+
+    command = out.split("Resume with:\n", 1)[1].splitlines()[0].strip()
+    argv = shlex.split(command)
+    assert argv[0] == "python" and argv[1].endswith("step2b_bisenet_cityscapes.py") and argv[2:] == args
+    resumed = _popen([sys.executable, *argv[1:]])
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out
+    assert "resuming" in out
+    a = json.loads((uninterrupted / RUN / "results.json").read_text())
+    b = json.loads((tmp_path / RUN / "results.json").read_text())
+    assert b["iterations"] == a["iterations"] == 6
+    assert b["miou"] == a["miou"] and b["per_class_iou"] == a["per_class_iou"]
+    assert _metrics(tmp_path) == _metrics(uninterrupted)
+
+
+def test_signal_during_evaluation_saves_and_prints_the_resume_command(tiny_world, tmp_path, capsys, monkeypatch):
+    """A pre-emption that lands in the end-of-epoch evaluation (long on the real val set) also says how to go on."""
+    import utils.engine
+
+    real_evaluate = utils.engine.evaluate
+
+    def preempted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_evaluate(*args, **kwargs)
+
+    args = tiny_args(tiny_world, tmp_path, "--CHECKPOINT_MINUTES=0")
+    monkeypatch.setattr(utils.engine, "evaluate", preempted)
+    with pytest.raises(SystemExit) as exit_:
+        step2b(args)
+    out = capsys.readouterr().out
+    assert exit_.value.code == 143
+    assert "SIGTERM: stopped after epoch 1" in out and "Resume with:" in out and str(tmp_path / RUN / "last.pt") in out
+    assert torch.load(tmp_path / RUN / "last.pt", weights_only=True)["state"]["epoch"] == 1
+    assert not (tmp_path / RUN / "results.json").exists()
+    monkeypatch.setattr(utils.engine, "evaluate", real_evaluate)
+    results = step2b(args)
+    assert "resuming" in capsys.readouterr().out and results["iterations"] == 2
+    assert (tmp_path / RUN / "results.json").is_file()
+
+
+def _interrupt_at(monkeypatch, global_it: int) -> None:
+    """SIGTERM to this process during iteration ``global_it + 1`` of the next step-script run."""
+    import utils.experiment
+
+    real = utils.experiment.seg_step
+
+    def step(tr, batch):
+        if tr.global_it == global_it:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(tr, batch)
+
+    monkeypatch.setattr(utils.experiment, "seg_step", step)
+
+
+def test_truncated_last_pt_falls_back_to_the_previous_or_names_the_file(tiny_world, tmp_path, capsys, monkeypatch):
+    import utils.experiment
+
+    real_step = utils.experiment.seg_step
+    args = tiny_args(tiny_world, tmp_path, *LONGER, "--CHECKPOINT_MINUTES=0.00001")  # a checkpoint per iteration
+    _interrupt_at(monkeypatch, 2)
+    with pytest.raises(SystemExit) as exit_:
+        step2b(args)
+    assert exit_.value.code == 143
+    monkeypatch.setattr(utils.experiment, "seg_step", real_step)
+    last = tmp_path / RUN / "last.pt"
+    prev = previous_path(last)
+    assert torch.load(prev, weights_only=True)["trainer"]["global_it"] == 2  # the one before the signal's
+    intact_prev = prev.read_bytes()
+    last.write_bytes(last.read_bytes()[:1000])  # a bad copy between machines, a full disk
+
+    # without a good previous checkpoint: one message naming the damaged file and what to do
+    prev.unlink()
+    err = user_error(args, capsys)
+    assert str(last) in err and "truncated or corrupt" in err and "delete it to start again" in err
+
+    prev.write_bytes(intact_prev)
+    results = step2b(args)
+    out = capsys.readouterr().out
+    assert f"{last} is damaged" in out and f"resuming from the previous checkpoint {prev}" in out
+    assert "resuming" in out and results["iterations"] == 6
+
+
+def test_nan_loss_stops_the_script_naming_the_iteration_and_keeps_the_checkpoint(tiny_world, tmp_path, capsys,
+                                                                                  monkeypatch):
+    import utils.experiment
+
+    real = utils.experiment.seg_step
+
+    def diverging(tr, batch):
+        if tr.global_it == 2:
+            tr.loss_fn = lambda out, y: out.float().sum() * float("nan")
+        return real(tr, batch)
+
+    monkeypatch.setattr(utils.experiment, "seg_step", diverging)
+    err = user_error(tiny_args(tiny_world, tmp_path, *LONGER, "--CHECKPOINT_MINUTES=0.00001"), capsys)
+    assert "loss became" in err and "nan" in err and "at iteration 3" in err and "learning rate" in err
+    last = torch.load(tmp_path / RUN / "last.pt", weights_only=True)
+    assert last["trainer"]["global_it"] == 2
+    assert all(torch.isfinite(v).all() for v in last["trainer"]["model"].values() if v.is_floating_point())
+
+
+def test_out_of_memory_in_training_suggests_a_smaller_batch_or_crop(tiny_world, tmp_path, capsys, monkeypatch):
+    import utils.experiment
+
+    def oom(tr, batch):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+
+    monkeypatch.setattr(utils.experiment, "seg_step", oom)
+    err = user_error(tiny_args(tiny_world, tmp_path), capsys)
+    assert "out of GPU memory at iteration 1" in err and "(batch 6 at (32, 64))" in err
+    assert "--BATCH_SIZE" in err and "crop" in err
+
+
+def test_out_of_memory_in_evaluation_suggests_a_smaller_batch_or_size() -> None:
+    from utils.data import make_loader
+    from utils.engine import Env, TrainingError, evaluate
+
+    class Huge(torch.nn.Module):
+        def forward(self, x):
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    data = torch.utils.data.TensorDataset(torch.zeros(4, 3, 8, 16, dtype=torch.uint8), torch.zeros(4, 8, 16).long())
+    loader = make_loader(data, 2, train=False, seed=0, device=torch.device("cpu"), num_workers=0)
+    env = Env(device=torch.device("cpu"), amp_dtype=None, channels_last=False)
+    with pytest.raises(TrainingError, match=r"while evaluating \(batch 2 at \(8, 16\).*--BATCH_SIZE.*--EVAL_SIZE"):
+        evaluate(Huge(), loader, env, num_classes=19, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------- config
+@pytest.mark.parametrize("arg,expected", [
+    ("--EPOCH=3", "Did you mean EPOCHS?"),
+    ("--BATCH_SIZE=eight", "BATCH_SIZE expects an integer"),
+    ("--TRAIN_SIZE=big", "TRAIN_SIZE expects comma-separated integers"),
+    ("--EPOCHS=0", "EPOCHS must be at least 1, got 0"),
+    ("--BATCH_SIZE=0", "BATCH_SIZE must be at least 1, got 0"),
+    ("--BATCH_SIZE=-4", "BATCH_SIZE must be at least 1, got -4"),
+    ("--TRAIN_SIZE=0,64", "TRAIN_SIZE must be two positive integers"),
+    ("--EVAL_SIZE=-32,64", "EVAL_SIZE must be two positive integers"),
+    ("--FLOPS_SIZE=512", "FLOPS_SIZE must be two positive integers"),
+    ("--LATENCY_SIZE=0x0", "LATENCY_SIZE must be two positive integers"),
+    ("--EVAL_EVERY=0", "EVAL_EVERY must be at least 1"),
+    ("--LATENCY_ITERS=0", "LATENCY_ITERS must be at least 1"),
+    ("--LR=-0.01", "LR must be at least 0"),
+    ("--LR=nan", "LR must be at least 0"),
+    ("--NUM_CLASSES=0", "NUM_CLASSES must be at least 1"),
+    ("--TRAIN_IMAGES=-1", "TRAIN_IMAGES must be at least 0"),
+    ("--CHECKPOINT_MINUTES=-5", "CHECKPOINT_MINUTES must be at least 0"),
+])
+def test_bad_config_value_is_refused_before_anything_runs(tmp_path, capsys, arg, expected):
+    err = user_error(["--demo", f"--RUNS_DIR={tmp_path}", arg], capsys)
+    assert expected in err and f"--{arg[2:].split('=')[0]}" in err
+    assert list(tmp_path.iterdir()) == []  # nothing was created
+
+
+def test_demo_defaults_pass_the_bounds() -> None:
+    """Every step script's defaults and DEMO values are within the bounds the command line is held to."""
+    import importlib
+
+    from utils.config import load_config
+
+    for name in ("step2a_deeplab_cityscapes", "step2b_bisenet_cityscapes", "step3a3b_gta_to_cityscapes",
+                 "step4_5_adversarial"):
+        ns = vars(importlib.import_module(name))
+        load_config(ns, [])
+        load_config(ns, ["--demo"])
+
+
+def test_output_folder_of_another_experiment_is_never_overwritten(tiny_world, tmp_path, capsys):
+    """Files in the run folder that are not a run (no config.json): refused, left as they were."""
+    folder = tmp_path / RUN
+    folder.mkdir()
+    (folder / "metrics.csv").write_text("epoch,iter,global_it,loss\n1,1,1,0.5\n")
+    (folder / "notes.txt").write_text("my other experiment")
+    before = _snapshot(folder)
+    err = user_error(tiny_args(tiny_world, tmp_path), capsys)
+    assert str(folder) in err and "metrics.csv, notes.txt" in err and "another experiment" in err
+    assert "--RUN_NAME" in err and "--OVERWRITE=true" in err
+    assert _snapshot(folder) == before
+
+
+def test_variant_runs_refuse_a_folder_of_another_experiment(tmp_path: Path) -> None:
+    """RUN_NAME of a multi-variant step pointing at another step's run, or at variants of another config."""
+    single = Run(_cfg(tmp_path, STEP_KEY="2b"))
+    single.prepare()
+    with pytest.raises(ConfigError, match=r"holds runs of another experiment.*config.json") as err:
+        Run(_cfg(tmp_path, STEP_KEY="3"), variant="none", variant_spec={}).prepare()
+    assert "STEP_KEY: '2b' -> '3'" in str(err.value)
+    assert single.config_path.is_file()
+
+    other = tmp_path / "other"
+    assert Run(_cfg(other), variant="none", variant_spec={}).prepare() == "new"
+    # another variant of the same experiment: welcome
+    assert Run(_cfg(other, VARIANTS=["flip"]), variant="flip", variant_spec={"hflip": 0.5}).prepare() == "new"
+    # a variant of the same name with another config: the variants beside it would mix two configs
+    with pytest.raises(ConfigError, match=r"EPOCHS: 2 -> 5"):
+        Run(_cfg(other, EPOCHS=5), variant="blur", variant_spec={"blur": 0.5}).prepare()
+    assert not (other / "blur").exists()
+    assert Run(_cfg(other, EPOCHS=5, OVERWRITE=True), variant="blur", variant_spec={}).prepare() == "new"
+    assert sorted(p.name for p in (other / "r").iterdir()) == ["blur"]  # the old config's variants were replaced
+
+    assert Run(_cfg(tmp_path, STEP_KEY="3", OVERWRITE=True), variant="none", variant_spec={}).prepare() == "new"
+    assert not single.config_path.exists()
+
+
+@pytest.mark.parametrize("name", ["", " ", ".", "..", "../elsewhere", "/tmp/abs", "a//b"])
+def test_run_name_must_be_a_folder_under_runs_dir(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match="RUN_NAME"):
+        Run(_cfg(tmp_path, RUN_NAME=name, OVERWRITE=True))
+    assert tmp_path.is_dir()
