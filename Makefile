@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # `make demo ARGS=--DEVICE=cpu` passes overrides to every step script.
-.PHONY: test demo install clean
+.PHONY: test demo install clean readme-figures
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: $(STAMP)
 	$(PY) step3a3b_gta_to_cityscapes.py --demo $(ARGS)
 	$(PY) step4_5_adversarial.py --demo $(ARGS)
 	$(PY) -m utils.report runs --out runs/RESULTS.md
+
+# After `make demo`: the small prediction PNGs the README shows (docs/images/).
+readme-figures: $(STAMP)
+	$(PY) -m utils.report runs --figures docs/images > /dev/null
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -38,6 +38,7 @@ OVERWRITE = False                      # replace existing runs of this name with
 FLOPS_SIZE = (512, 1024)               # (H, W) at which FLOPs are counted (fvcore, multiply-adds)
 LATENCY_SIZE = (512, 1024)             # (H, W) at which latency is measured, batch 1
 LATENCY_ITERS = 50                     # timed forward passes for the latency figure
+COMPILE = "auto"                       # latency fast path: auto (reduce-overhead on GPU, eager on CPU), off, cudagraph, ...
 SYNTHETIC_DIR = "data/synthetic"       # where --demo finds (or generates) the synthetic world
 SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world --demo uses
 VARIANTS = {                           # variant -> augmentation: probability (source images only)
@@ -52,8 +53,8 @@ VARIANTS = {                           # variant -> augmentation: probability (s
 
 CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"), "AMP": ("auto", "bf16", "fp16", "off"),
            "EVAL_SIZE": ("native",), "SYNTHETIC_WORLD": ("default", "tiny")}
-DEMO = {"TRAIN_SIZE": (128, 224), "EVAL_SIZE": (128, 256), "PRETRAINED": False, "EPOCHS": 3,
-        "TRAIN_IMAGES": 160, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 3, "LATENCY_ITERS": 5, "VARIANTS": "none,full"}
+DEMO = {"TRAIN_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False, "EPOCHS": 2,
+        "TRAIN_IMAGES": 128, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3, "VARIANTS": "none,full"}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -128,3 +128,21 @@ def test_report_empty_folder_and_missing_folder(tmp_path: Path, capsys) -> None:
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and "nowhere" in err
+
+
+def test_figures_are_exported_small_and_named_by_run(tmp_path):
+    from PIL import Image
+
+    from utils.report import export_figures
+
+    for run, variant in (("step2b_bisenet-demo", "default"), ("step3-demo/full", "full")):
+        d = tmp_path / "runs" / run
+        d.mkdir(parents=True)
+        Image.new("RGB", (2400, 600), (128, 64, 0)).save(d / "qualitative.png")
+        (d / "results.json").write_text("{}")
+        r = {"variant": variant, "_file": str(d / "results.json")}
+        out = export_figures([r], tmp_path / "figs")
+        assert len(out) == 1 and out[0].exists()
+        with Image.open(out[0]) as im:
+            assert im.size == (1000, 250)
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["step2b_bisenet-demo.png", "step3-demo_full.png"]

@@ -18,7 +18,7 @@ from utils.report import RESULT_KEYS
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--demo", "--SYNTHETIC_WORLD=tiny", "--EPOCHS=1", "--BATCH_SIZE=6", "--TRAIN_SIZE=32,64",
         "--EVAL_SIZE=32,64", "--FLOPS_SIZE=32,64", "--LATENCY_SIZE=32,64", "--LATENCY_ITERS=2",
-        "--NUM_WORKERS=0", "--DEVICE=cpu"]
+        "--NUM_WORKERS=0", "--DEVICE=cpu", "--TRAIN_IMAGES=0"]
 
 
 def tiny_args(world: Path, runs: Path, *extra: str) -> list[str]:

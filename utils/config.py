@@ -52,6 +52,9 @@ __all__ = ["Config", "load_config", "config_diff", "run_main", "format_value"]
 
 _KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _RESERVED = ("DEMO", "CHOICES")
+# Choices every script that has the key shares, so the allowed values live in one place.
+COMMON_CHOICES = {"COMPILE": ("auto", "off", "cudagraph", "default", "max-autotune-no-cudagraphs", "reduce-overhead"),
+                  "AMP": ("auto", "bf16", "fp16", "off")}
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 _INT_RE = re.compile(r"^[+-]?\d+(_\d+)*$")
@@ -375,7 +378,8 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     if argv is None:
         argv = sys.argv[1:]
     defaults = {k: v for k, v in namespace.items() if _is_config_key(k, v)}
-    choices = {k: tuple(v) for k, v in (namespace.get("CHOICES") or {}).items()}
+    choices = {k: tuple(v) for k, v in COMMON_CHOICES.items() if k in defaults}
+    choices.update({k: tuple(v) for k, v in (namespace.get("CHOICES") or {}).items()})
     demo_overrides = dict(namespace.get("DEMO") or {})
     parser = _Parser(defaults, choices)
     for k in choices:

@@ -24,6 +24,7 @@ from utils import distributed
 from utils.checkpoint import atomic_save, rng_state, set_rng_state
 from utils.device import amp_name, device_name, resolve_amp, resolve_device
 from utils.errors import ConfigError, UserError
+from utils.fast import CHANNELS_LAST
 from utils.metrics import ConfusionMatrix
 from utils.ops import resize
 from utils.runs import MetricsCSV, Run
@@ -96,7 +97,7 @@ def setup_env(cfg) -> Env:
         torch.backends.cudnn.deterministic = deterministic
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    return Env(device=device, amp_dtype=amp_dtype, channels_last=device.type == "cuda",
+    return Env(device=device, amp_dtype=amp_dtype, channels_last=CHANNELS_LAST[device.type],
                rank=distributed.rank(), world=distributed.world())
 
 

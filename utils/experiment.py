@@ -16,7 +16,9 @@ from utils.checkpoint import load_checkpoint, load_resumable
 from utils.complexity import count_flops, count_params, measure_latency
 from utils.data import batch_stream, limit, make_loader
 from utils.engine import Env, Trainer, adversarial_step, evaluate, fit, make_optimizer, seg_step, setup_env
+from utils.device import amp_name
 from utils.errors import CheckpointError, ConfigError
+from utils.fast import fast_settings, inference_model
 from utils.losses import build_seg_loss
 from utils.plots import (plot_confusion_matrix, plot_per_class_iou, plot_qualitative, plot_training_curves,
                          spread_indices)
@@ -48,23 +50,30 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
     return ckpt
 
 
-def complexity(model: nn.Module, env: Env, flops_size, latency_size, latency_iters: int) -> dict:
+def complexity(model: nn.Module, env: Env, flops_size, latency_size, latency_iters: int,
+               compile_mode: str = "auto") -> dict:
     """Params, fvcore FLOPs and latency of ``model`` on the run's device and fast path, cached per process.
 
     Under torchrun only rank 0 measures (the others would compete for the same machine and skew the
     latency); they wait for its figures.
     """
     key = json.dumps([model.spec, list(flops_size), list(latency_size), str(env.device),
-                      str(env.amp_dtype), latency_iters], sort_keys=True)
+                      str(env.amp_dtype), latency_iters, compile_mode], sort_keys=True)
     if key not in _COMPLEXITY_CACHE:
         measured = None
         if env.is_main:
             model = distributed.unwrap(model)
             was_training = model.training
             flops = count_flops(model, size=tuple(flops_size))
-            lat = measure_latency(model, size=tuple(latency_size), device=env.device, iters=latency_iters,
-                                  warmup=max(1, latency_iters // 4), amp_dtype=env.amp_dtype,
-                                  channels_last=env.channels_last)
+            # The fast path (utils/fast.py); at least 3 warm-up calls: a compiled model records its CUDA graph
+            # on the second or third call, which must not be timed.
+            settings = fast_settings(env.device, amp_name(env.amp_dtype), compile_mode)
+            fast = inference_model(model, env.device, channels_last=settings["channels_last"],
+                                   fold_bn=settings["fold_bn"], dtype=settings["amp_dtype"],
+                                   compile_mode=settings["compile"])
+            lat = measure_latency(fast, size=tuple(latency_size), device=env.device, iters=latency_iters,
+                                  warmup=max(3, latency_iters // 4), channels_last=settings["channels_last"])
+            del fast
             model.train(was_training)
             measured = {
                 "params_m": count_params(model) / 1e6, "flops_g": flops, "flops_resolution": list(flops_size),
@@ -184,7 +193,8 @@ def _record(cfg, run: Run, env: Env, step, model_name, model, final, train_domai
     results = {"step": step, "variant": run.variant, "model": model_name, "train_domain": train_domain,
                "eval_domain": eval_domain, "miou": final["miou"], "pixel_acc": final["pixel_acc"],
                "per_class_iou": final["per_class_iou"], "eval_resolution": eval_size}
-    results.update(complexity(model, env, cfg.FLOPS_SIZE, cfg.LATENCY_SIZE, int(cfg.LATENCY_ITERS)))
+    results.update(complexity(model, env, cfg.FLOPS_SIZE, cfg.LATENCY_SIZE, int(cfg.LATENCY_ITERS),
+                              str(cfg.get("COMPILE", "auto"))))
     results.update(device=env.describe()["device"], amp=env.describe()["amp"], synthetic=bool(synthetic),
                    config=run.config, model_spec=model.spec, path=str(run.dir), **provenance())
     return results

@@ -410,8 +410,31 @@ def write_report_csv(path: Path, rows: list[dict]) -> None:
         w.writerows([{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
 
 
+def export_figures(results: list[dict], out: Path, max_width: int = 1000) -> list[Path]:
+    """Each run's ``qualitative.png`` scaled to at most ``max_width`` pixels wide, for a README."""
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for r in results:
+        src = Path(r["_file"]).parent / "qualitative.png" if r.get("_file") else Path(r.get("path", "")) / "qualitative.png"
+        if not src.is_file():
+            continue
+        name = src.parent.name if r.get("variant", "default") == "default" else \
+            f"{src.parent.parent.name}_{src.parent.name}"
+        with Image.open(src) as im:
+            im = im.convert("RGB")
+            if im.width > max_width:
+                im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
+            dst = out / f"{name}.png"
+            im.save(dst, optimize=True)
+        written.append(dst)
+    return written
+
+
 def main(argv: list[str] | None = None) -> str:
-    """``python -m utils.report [runs/] [--out RESULTS.md] [--csv PATH]``: the tables of every run in a folder."""
+    """``python -m utils.report [runs/] [--out RESULTS.md] [--csv PATH] [--figures DIR]``: the tables of every
+    run in a folder."""
     from utils.errors import UserError
 
     parser = argparse.ArgumentParser(
@@ -421,6 +444,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("runs", nargs="?", default="runs", help="folder searched recursively (default: runs)")
     parser.add_argument("--out", type=Path, help="also write the Markdown report to this file")
     parser.add_argument("--csv", type=Path, help="also write the table rows as CSV to this file")
+    parser.add_argument("--figures", type=Path, help="also copy each run's qualitative.png here, at most "
+                        "1000 px wide, named <run>[_<variant>].png (the README's pictures)")
     args = parser.parse_args(argv)
     root = Path(args.runs)
     if not root.is_dir():
@@ -435,6 +460,8 @@ def main(argv: list[str] | None = None) -> str:
         args.out.write_text(text)
     if args.csv:
         write_report_csv(args.csv, rows)
+    if args.figures:
+        export_figures(results, args.figures)
     print(text)
     for what, path in (("report", args.out), ("CSV", args.csv)):
         if path:
