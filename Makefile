@@ -28,7 +28,8 @@ demo: $(STAMP)
 
 # After `make demo`: the small prediction PNGs the README shows (docs/images/).
 readme-figures: $(STAMP)
-	$(PY) -m utils.report runs --figures docs/images > /dev/null
+	$(PY) -m utils.report runs --figures docs/images \
+		--figures-only step2b_bisenet-demo,step4_5_adversarial-demo_adv_ce_sgd > /dev/null
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

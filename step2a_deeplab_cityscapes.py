@@ -20,7 +20,9 @@ PRETRAINED = "DeepLab_resnet_pretrained_imagenet.pth"  # ImageNet backbone: this
 EPOCHS = 50                            # passes over the training set
 BATCH_SIZE = 2                         # images per iteration
 LR = 2.5e-4                            # base learning rate (classifier 10x), poly schedule, power 0.9
+OPTIMIZER = "sgd"                      # sgd | adam (Adam uses BETAS; published runs report both)
 MOMENTUM = 0.9                         # SGD momentum
+BETAS = (0.9, 0.99)                    # Adam betas
 WEIGHT_DECAY = 5e-4                    # L2 weight decay
 EVAL_EVERY = 5                         # evaluate on val every N epochs (and after the last)
 NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
@@ -35,12 +37,12 @@ OVERWRITE = False                      # replace an existing run of this name wi
 FLOPS_SIZE = (512, 1024)               # (H, W) at which FLOPs are counted (fvcore, multiply-adds)
 LATENCY_SIZE = (512, 1024)             # (H, W) at which latency is measured, batch 1
 LATENCY_ITERS = 50                     # timed forward passes for the latency figure
-COMPILE = "auto"                       # latency fast path: auto (reduce-overhead on GPU, eager on CPU), off, cudagraph, ...
+COMPILE = "auto"                       # latency path: auto (GPU: torch.compile reduce-overhead) | off | cudagraph
 SYNTHETIC_DIR = "data/synthetic"       # where --demo finds (or generates) the synthetic world
 SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world --demo uses
 
 CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"), "AMP": ("auto", "bf16", "fp16", "off"),
-           "EVAL_SIZE": ("native",),
+           "OPTIMIZER": ("sgd", "adam"), "EVAL_SIZE": ("native",),
            "SYNTHETIC_WORLD": ("default", "tiny")}
 # DeepLabV2-R101 is 15x BiSeNet's cost: on a 2-core CPU the demo only shows that it trains end to end.
 DEMO = {"TRAIN_SIZE": (64, 128), "EVAL_SIZE": (64, 128), "PRETRAINED": "none", "EPOCHS": 1, "TRAIN_IMAGES": 8,
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     # TRAIN, EVALUATE, REPORT -------------------------------------------------------------------------
     return run_experiment(cfg, step="2a", model_name="deeplabv2", build_model=build_model,
                           train_set=train_set, val_set=val_set, train_domain="cityscapes", eval_domain="cityscapes",
-                          synthetic=synthetic)
+                          synthetic=synthetic, optimizer=cfg.OPTIMIZER)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ PRETRAINED = True                      # ImageNet weights for the context path (
 EPOCHS = 50                            # passes over the training set
 BATCH_SIZE = 8                         # images per iteration (>= 2: BatchNorm on pooled 1x1 maps)
 LR = 2.5e-2                            # base learning rate, poly schedule (power 0.9) per iteration
+OPTIMIZER = "sgd"                      # sgd | adam (Adam uses BETAS; published runs report both)
 MOMENTUM = 0.9                         # SGD momentum
+BETAS = (0.9, 0.99)                    # Adam betas
 WEIGHT_DECAY = 1e-4                    # L2 weight decay
 AUX_WEIGHT = 1.0                       # weight of each of the two auxiliary losses
 EVAL_EVERY = 5                         # evaluate on val every N epochs (and after the last)
@@ -36,12 +38,13 @@ OVERWRITE = False                      # replace an existing run of this name wi
 FLOPS_SIZE = (512, 1024)               # (H, W) at which FLOPs are counted (fvcore, multiply-adds)
 LATENCY_SIZE = (512, 1024)             # (H, W) at which latency is measured, batch 1
 LATENCY_ITERS = 50                     # timed forward passes for the latency figure
-COMPILE = "auto"                       # latency fast path: auto (reduce-overhead on GPU, eager on CPU), off, cudagraph, ...
+COMPILE = "auto"                       # latency path: auto (GPU: torch.compile reduce-overhead) | off | cudagraph
 SYNTHETIC_DIR = "data/synthetic"       # where --demo finds (or generates) the synthetic world
 SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world --demo uses
 
 CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"), "CONTEXT_PATH": ("resnet18", "resnet101"),
-           "AMP": ("auto", "bf16", "fp16", "off"), "EVAL_SIZE": ("native",),
+           "AMP": ("auto", "bf16", "fp16", "off"), "OPTIMIZER": ("sgd", "adam"),
+           "EVAL_SIZE": ("native",),
            "SYNTHETIC_WORLD": ("default", "tiny")}
 # On a 2-core CPU an iteration costs ~0.8 s of compute plus ~0.5 s of PNG decoding at 96x192: 3 epochs fit 3 minutes.
 DEMO = {"TRAIN_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False, "EPOCHS": 3,
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     # TRAIN, EVALUATE, REPORT -------------------------------------------------------------------------
     return run_experiment(cfg, step="2b", model_name="bisenet", build_model=build_model, train_set=train_set,
                           val_set=val_set, train_domain="cityscapes", eval_domain="cityscapes",
-                          synthetic=synthetic)
+                          synthetic=synthetic, optimizer=cfg.OPTIMIZER)
 
 
 if __name__ == "__main__":

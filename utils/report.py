@@ -410,8 +410,9 @@ def write_report_csv(path: Path, rows: list[dict]) -> None:
         w.writerows([{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
 
 
-def export_figures(results: list[dict], out: Path, max_width: int = 1000) -> list[Path]:
-    """Each run's ``qualitative.png`` scaled to at most ``max_width`` pixels wide, for a README."""
+def export_figures(results: list[dict], out: Path, max_width: int = 1000, only: list[str] | None = None) -> list[Path]:
+    """Each run's ``qualitative.png`` scaled to at most ``max_width`` pixels wide, for a README; ``only``
+    keeps the names (``<run>`` or ``<run>_<variant>``) listed."""
     from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
@@ -422,6 +423,8 @@ def export_figures(results: list[dict], out: Path, max_width: int = 1000) -> lis
             continue
         name = src.parent.name if r.get("variant", "default") == "default" else \
             f"{src.parent.parent.name}_{src.parent.name}"
+        if only and name not in only:
+            continue
         with Image.open(src) as im:
             im = im.convert("RGB")
             if im.width > max_width:
@@ -446,6 +449,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--csv", type=Path, help="also write the table rows as CSV to this file")
     parser.add_argument("--figures", type=Path, help="also copy each run's qualitative.png here, at most "
                         "1000 px wide, named <run>[_<variant>].png (the README's pictures)")
+    parser.add_argument("--figures-only", default="", help="comma-separated names to export with --figures")
     args = parser.parse_args(argv)
     root = Path(args.runs)
     if not root.is_dir():
@@ -461,7 +465,7 @@ def main(argv: list[str] | None = None) -> str:
     if args.csv:
         write_report_csv(args.csv, rows)
     if args.figures:
-        export_figures(results, args.figures)
+        export_figures(results, args.figures, only=[n for n in args.figures_only.split(",") if n] or None)
     print(text)
     for what, path in (("report", args.out), ("CSV", args.csv)):
         if path:
