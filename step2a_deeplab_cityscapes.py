@@ -41,7 +41,7 @@ COMPILE = "auto"                       # latency path: auto (GPU: torch.compile 
 SYNTHETIC_DIR = "data/synthetic"       # where --demo finds (or generates) the synthetic world
 SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world --demo uses
 
-CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"), "AMP": ("auto", "bf16", "fp16", "off"),
+CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"),
            "OPTIMIZER": ("sgd", "adam"), "EVAL_SIZE": ("native",),
            "SYNTHETIC_WORLD": ("default", "tiny")}
 # DeepLabV2-R101 is 15x BiSeNet's cost: on a 2-core CPU the demo only shows that it trains end to end.

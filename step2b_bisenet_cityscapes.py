@@ -43,8 +43,7 @@ SYNTHETIC_DIR = "data/synthetic"       # where --demo finds (or generates) the s
 SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world --demo uses
 
 CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"), "CONTEXT_PATH": ("resnet18", "resnet101"),
-           "AMP": ("auto", "bf16", "fp16", "off"), "OPTIMIZER": ("sgd", "adam"),
-           "EVAL_SIZE": ("native",),
+           "OPTIMIZER": ("sgd", "adam"), "EVAL_SIZE": ("native",),
            "SYNTHETIC_WORLD": ("default", "tiny")}
 # On a 2-core CPU an iteration costs ~0.8 s of compute plus ~0.5 s of PNG decoding at 96x192: 3 epochs fit 3 minutes.
 DEMO = {"TRAIN_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False, "EPOCHS": 3,

@@ -51,7 +51,7 @@ VARIANTS = {                           # variant -> augmentation: probability (s
     "full": {"hflip": 0.5, "color_jitter": 0.5, "blur": 0.5, "scale_crop": 0.5},
 }
 
-CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"), "AMP": ("auto", "bf16", "fp16", "off"),
+CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"),
            "EVAL_SIZE": ("native",), "SYNTHETIC_WORLD": ("default", "tiny")}
 DEMO = {"TRAIN_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False, "EPOCHS": 2,
         "TRAIN_IMAGES": 128, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3, "VARIANTS": "none,full"}

@@ -56,7 +56,7 @@ VARIANTS = {                           # variant -> adversarial?, segmentation l
     "adv_focal_adam": {"adversarial": True, "loss": "focal", "optimizer": "adam"},
 }
 
-CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"), "AMP": ("auto", "bf16", "fp16", "off"),
+CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"),
            "EVAL_SIZE": ("native",), "SYNTHETIC_WORLD": ("default", "tiny")}
 # Adversarial iterations cost twice a source-only one (target forward/backward, discriminator).
 DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False,

@@ -1,4 +1,4 @@
-"""The fast inference path shared by evaluation latency, ``predict.py`` and ``benchmark.py``.
+"""The fast inference path shared by the step scripts' latency figure, ``predict.py`` and ``benchmark.py``.
 
 What it does, each kept because ``benchmark.py`` measured it paying off (docs/benchmarks/):
 
@@ -6,9 +6,8 @@ What it does, each kept because ``benchmark.py`` measured it paying off (docs/be
   of two. Which BatchNorm follows which convolution is read off one traced forward pass (a BatchNorm whose
   input is exactly a convolution's output), never guessed from module names, and the folded copy is checked
   against the original before it is used.
-- channels_last on CUDA (cuDNN's tensor-core convolutions want NHWC) and autocast by the SPEC 5 AMP policy.
-- ``torch.inference_mode`` around every call.
-- weights cast to the AMP dtype once (no per-call weight casts, which autocast would launch on every call).
+- channels_last (``CHANNELS_LAST``, also the training memory format) and ``torch.inference_mode``.
+- weights cast once to the dtype of the SPEC 5 AMP policy (autocast would cast them again on every call).
 - optionally CUDA graphs (``COMPILE="cudagraph"``: one replay instead of a hundred kernel launches, which
   is what a batch-1 forward on a fast GPU waits for) or ``torch.compile``; "auto" picks what was measured
   to help on that device.
@@ -82,7 +81,8 @@ def _replace(model: nn.Module, target: nn.Module, new: nn.Module) -> None:
                 setattr(parent, name, new)
 
 
-def fold_batchnorm(model: nn.Module, example: torch.Tensor | None = None, check: bool = True) -> nn.Module:
+def fold_batchnorm(model: nn.Module, example: torch.Tensor | None = None, check: bool = True,
+                   inplace: bool = False) -> nn.Module:
     """An eval-mode copy of ``model`` with each BatchNorm that directly follows a convolution folded into it.
 
     Args:
@@ -90,11 +90,12 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor | None = None, check:
         example: an input for the tracing pass (default: one 64x64 uint8 RGB image on the model's device).
         check: compare the folded copy with the original on ``example`` and return the unfolded copy, with a
             warning, when they disagree (a module that reuses a convolution's output elsewhere, say).
+        inplace: fold into ``model`` itself (a copy the caller owns) instead of a new copy.
 
     Returns:
         The folded copy (``model.folded_batchnorms`` says how many were folded).
     """
-    model = copy.deepcopy(model).eval()
+    model = (model if inplace else copy.deepcopy(model)).eval()
     device = next(model.parameters()).device
     if example is None:
         example = torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8, device=device)
@@ -184,7 +185,7 @@ def inference_model(model: nn.Module, device: torch.device, *, channels_last: bo
     """
     fast = copy.deepcopy(model).to(device).eval()
     if fold_bn:
-        fast = fold_batchnorm(fast)
+        fast = fold_batchnorm(fast, inplace=True)
     for p in fast.parameters():
         p.requires_grad_(False)
     if dtype is not None:
