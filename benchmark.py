@@ -115,6 +115,22 @@ def fast_train(model, images_uint8, labels, env: Env, iters, warmup) -> float:
     return images_uint8.shape[0] * 1000.0 / ms
 
 
+def optimizer_step_ms(model, device, iters, warmup) -> dict:
+    """One optimizer step over all of a model's parameters: PyTorch's default kernels vs the engine's
+    (``make_optimizer``: fused). Gradients are random; only the step is timed."""
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    out = {}
+    for name in ("sgd", "adam"):
+        cls = torch.optim.SGD if name == "sgd" else torch.optim.Adam
+        extra = {"momentum": 0.9} if name == "sgd" else {}
+        plain = cls(model.parameters(), lr=1e-4, weight_decay=1e-4, **extra)
+        fast = make_optimizer(name, model.param_groups(), 1e-4, weight_decay=1e-4)
+        out[name] = {k: statistics.median(timed(o.step, device, max(5, iters // 2), max(2, warmup)))
+                     for k, o in (("plain", plain), ("fast", fast))}
+    return out
+
+
 def bench_model(name: str, args, device, settings, peaks, explore: bool) -> dict:
     torch.manual_seed(0)
     model = MODELS[name]().to(device)
@@ -172,6 +188,7 @@ def bench_model(name: str, args, device, settings, peaks, explore: bool) -> dict
     env = Env(device=device, amp_dtype=settings["amp_dtype"], channels_last=settings["channels_last"])
     fast_ips = fast_train(MODELS[name]().to(device), t8, labels, env, titers, twarm)
     row["train_img_s"] = {"plain": plain_ips, "fast": fast_ips}
+    row["optimizer_step_ms"] = optimizer_step_ms(MODELS[name]().to(device), device, iters, warmup)
     if explore:
         torch.manual_seed(0)
         env = Env(device=device, amp_dtype=settings["amp_dtype"], channels_last=not settings["channels_last"])
@@ -238,6 +255,10 @@ def table(result: dict) -> str:
                      f"{lat['plain']:10.2f} / {lat['fast']:9.2f} {fps['plain']:7.1f} / {fps['fast']:6.1f} "
                      f"{lat['fast'] / lat['plain']:6.2f} {tr['plain']:10.2f} / {tr['fast']:10.2f} "
                      f"{tr['fast'] / tr['plain']:6.2f} {100 * (m['mfu_fast'] or 0):5.1f}%")
+    for name, m in result["models"].items():
+        if "optimizer_step_ms" in m:
+            steps = ", ".join(f"{k} {v['plain']:.1f} -> {v['fast']:.1f} ms" for k, v in m["optimizer_step_ms"].items())
+            lines.append(f"{name} optimizer step, PyTorch default -> fused: {steps}")
     d = result["data"]
     ld, li = d["label_decode_ms"], d["loader_img_s"]
     lines.append(f"GTA5 label decode 1052x1914: naive {ld['naive']:.1f} ms, lookup {ld['fast']:.1f} ms "

@@ -21,6 +21,7 @@ EPOCHS = 50                            # passes over the training set
 BATCH_SIZE = 2                         # images per iteration
 LR = 2.5e-4                            # base learning rate (classifier 10x), poly schedule, power 0.9
 OPTIMIZER = "sgd"                      # sgd | adam (Adam uses BETAS; published runs report both)
+LOSS = "ce"                            # ce | ohem (cross-entropy over the hard pixels) | focal
 MOMENTUM = 0.9                         # SGD momentum
 BETAS = (0.9, 0.99)                    # Adam betas
 WEIGHT_DECAY = 5e-4                    # L2 weight decay
@@ -42,7 +43,7 @@ SYNTHETIC_DIR = "data/synthetic"       # where --demo finds (or generates) the s
 SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world --demo uses
 
 CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"),
-           "OPTIMIZER": ("sgd", "adam"), "EVAL_SIZE": ("native",),
+           "OPTIMIZER": ("sgd", "adam"), "LOSS": ("ce", "ohem", "focal"), "EVAL_SIZE": ("native",),
            "SYNTHETIC_WORLD": ("default", "tiny")}
 # DeepLabV2-R101 is 15x BiSeNet's cost: on a 2-core CPU the demo only shows that it trains end to end.
 DEMO = {"TRAIN_SIZE": (64, 128), "EVAL_SIZE": (64, 128), "PRETRAINED": "none", "EPOCHS": 1, "TRAIN_IMAGES": 8,
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
     # TRAIN, EVALUATE, REPORT -------------------------------------------------------------------------
     return run_experiment(cfg, step="2a", model_name="deeplabv2", build_model=build_model,
                           train_set=train_set, val_set=val_set, train_domain="cityscapes", eval_domain="cityscapes",
-                          synthetic=synthetic, optimizer=cfg.OPTIMIZER)
+                          synthetic=synthetic, optimizer=cfg.OPTIMIZER, loss=cfg.LOSS)
 
 
 if __name__ == "__main__":

@@ -317,7 +317,10 @@ def prepare(ds: SegmentationDataset, cache_dir: str | Path | None = None, *, wor
         start = time.perf_counter()
         images = np.lib.format.open_memmap(tmp / ARRAYS["images"], mode="w+", dtype=np.uint8, shape=(n, 3, h, w))
         labels = np.lib.format.open_memmap(tmp / ARRAYS["labels"], mode="w+", dtype=np.uint8, shape=(n, h, w))
-        loader = StoppingLoader(plain, batch_size=8, shuffle=False, num_workers=workers)
+        # A private generator: the loader's seed draw must not move the global RNG, or a run that prepares
+        # would initialise its model differently from the same run finding the set already prepared.
+        loader = StoppingLoader(plain, batch_size=8, shuffle=False, num_workers=workers,
+                                generator=torch.Generator().manual_seed(0))
         from tqdm import tqdm
 
         i = 0
@@ -353,6 +356,27 @@ def prepare(ds: SegmentationDataset, cache_dir: str | Path | None = None, *, wor
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def use_prepared(ds: SegmentationDataset, cache_dir: str | Path | None = None, *, workers: int = 0) -> bool:
+    """Prepare the set serving ``ds`` when it is absent or stale, then make ``ds`` read it; True when it does.
+
+    For small datasets read many times (the synthetic world over several epochs), where preparing costs
+    less than one epoch of decoding. A GTA5 split is served by the prepared whole root.
+
+    Args:
+        ds: a Cityscapes or GTA5 dataset with a ``size``; others are left alone (False).
+        cache_dir: the cache folder (None: :func:`resolve_cache_dir`).
+        workers: DataLoader worker processes decoding the files.
+    """
+    if ds.size is None or not isinstance(ds, (Cityscapes, GTA5)):
+        return False
+    whole = ds
+    if isinstance(ds, GTA5) and ds.split != "all":
+        whole = GTA5(ds.root, "all", size=ds.size, label_format=ds.label_format, cache_dir=False)
+    prepare(whole, cache_dir, workers=workers, progress=False)
+    ds._cache = find_cache(ds, cache_dir, notify=False)
+    return ds._cache is not None
 
 
 def _head(ds: SegmentationDataset, n: int) -> SegmentationDataset:

@@ -137,6 +137,8 @@ def test_benchmark_writes_the_spec_json(tiny_world, tmp_path):
         for key in ("latency_ms", "fps", "train_img_s"):
             assert set(m[key]) >= {"plain", "fast"} and all(v > 0 for v in m[key].values())
         assert m["mfu_fast"] > 0 and m["argmax_agreement"] >= 0.9
+        assert set(m["optimizer_step_ms"]) == {"sgd", "adam"}
+        assert all(set(v) == {"plain", "fast"} and min(v.values()) > 0 for v in m["optimizer_step_ms"].values())
     assert saved["models"]["bisenet"]["params_m"] == pytest.approx(12.068, abs=0.01)
     assert set(saved["data"]["label_decode_ms"]) == {"naive", "fast"}
     assert all(v > 0 for v in saved["data"]["loader_img_s"].values())

@@ -108,6 +108,21 @@ def test_step_script_on_read_only_data_writes_nothing_there(tiny_world: Path, tm
             p.chmod(p.stat().st_mode | stat.S_IWUSR)
 
 
+def test_demo_that_cannot_write_its_prepared_images_reads_the_pngs(tiny_world: Path, tmp_path: Path,
+                                                                   capsys) -> None:
+    """Two epochs make a demo prepare its training images beside the world; a file in the way costs only speed."""
+    world, ok_world = tmp_path / "world", tmp_path / "ok"
+    for w in (world, ok_world):
+        shutil.copytree(tiny_world, w, ignore=shutil.ignore_patterns("cache"))
+    (world / "cache").write_text("not a folder")
+    results = step2b(tiny_args(world, tmp_path / "runs", "--EPOCHS=2"))
+    assert results["iterations"] == 4
+    assert "could not prepare the demo images" in capsys.readouterr().out
+    assert not (ok_world / "cache").exists()
+    step2b(tiny_args(ok_world, tmp_path / "runs2", "--EPOCHS=2"))
+    assert any((ok_world / "cache").glob("cityscapes-train-*/images.npy"))
+
+
 # -------------------------------------------------------------------------------------------- checkpoints
 class RunsCode:
     """Unpickling this calls ``os.mkdir(path)``: the kind of file a safe load must refuse."""

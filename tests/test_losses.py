@@ -1,4 +1,4 @@
-"""Focal loss and the void-safe cross-entropy."""
+"""Focal loss, OHEM cross-entropy and the void-safe cross-entropy."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from utils.errors import ConfigError
-from utils.losses import FocalLoss, SafeCrossEntropyLoss, build_seg_loss
+from utils.losses import FocalLoss, OhemCrossEntropyLoss, SafeCrossEntropyLoss, build_seg_loss
 
 
 def _batch(seed: int = 0, c: int = 5, ignore_frac: float = 0.3):
@@ -68,8 +68,8 @@ def test_focal_alpha_weighted_mean():
     assert got.item() == pytest.approx(want.item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0), build_seg_loss("ce"), build_seg_loss("focal")],
-                         ids=["focal", "ce", "built-focal"])
+@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0), build_seg_loss("ce"), build_seg_loss("focal"),
+                                  build_seg_loss("ohem")], ids=["focal", "ce", "built-focal", "ohem"])
 def test_ignored_pixels_have_no_effect(loss):
     logits, target = _batch(4)
     logits.requires_grad_(True)
@@ -83,8 +83,9 @@ def test_ignored_pixels_have_no_effect(loss):
 
 
 @pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0), FocalLoss(gamma=0.5, alpha=[1.0, 2.0, 3.0]),
-                                  build_seg_loss("ce"), build_seg_loss("ce", alpha=[1.0, 2.0, 3.0])],
-                         ids=["focal", "focal-alpha", "ce", "ce-weight"])
+                                  build_seg_loss("ce"), build_seg_loss("ce", alpha=[1.0, 2.0, 3.0]),
+                                  build_seg_loss("ohem")],
+                         ids=["focal", "focal-alpha", "ce", "ce-weight", "ohem"])
 def test_all_ignored_batch_gives_zero_with_finite_grad(loss):
     logits = torch.randn(2, 3, 4, 4, requires_grad=True)
     target = torch.full((2, 4, 4), 255)
@@ -110,7 +111,7 @@ def test_out_of_range_targets_are_ignored_not_a_crash():
     bad[0, 0, :3] = torch.tensor([5, -1, 99])
     clean = bad.clone()
     clean[(clean < 0) | (clean >= 5)] = 255
-    for loss in (FocalLoss(), build_seg_loss("ce")):
+    for loss in (FocalLoss(), build_seg_loss("ce"), build_seg_loss("ohem")):
         assert loss(logits, bad).item() == pytest.approx(loss(logits, clean).item(), rel=1e-6)
 
 
@@ -137,8 +138,11 @@ def test_build_seg_loss():
     assert ce.ignore_index == 7
     focal = build_seg_loss("focal", gamma=3.0, alpha=[1.0, 2.0])
     assert isinstance(focal, FocalLoss) and focal.gamma == 3.0 and focal.alpha.tolist() == [1.0, 2.0]
-    with pytest.raises(ConfigError, match="ce or focal"):
+    with pytest.raises(ConfigError, match="ce, ohem or focal"):
         build_seg_loss("dice")
+    assert isinstance(build_seg_loss("OHEM"), OhemCrossEntropyLoss)
+    with pytest.raises(ConfigError, match="OHEM"):
+        build_seg_loss("ohem", alpha=[1.0, 2.0])
     logits, target = _batch(8)
     target[target == 255] = 7
     assert ce(logits, target).item() == pytest.approx(F.cross_entropy(logits, target, ignore_index=7).item())
@@ -152,3 +156,48 @@ def test_invalid_focal_settings():
     with pytest.raises(ConfigError, match="3 weights"):
         FocalLoss(alpha=[1.0, 1.0, 1.0])(*_batch(9))
     assert not math.isnan(FocalLoss()(*_batch(9)).item())
+
+
+def _ohem_by_hand(logits, target, thresh, min_kept):
+    """Sort the valid pixels' losses; keep those with p(true class) < thresh, or the min_kept hardest."""
+    per_pixel = F.cross_entropy(logits, target, ignore_index=255, reduction="none").flatten()
+    valid = per_pixel[target.flatten() != 255]
+    hard = valid[valid > -math.log(thresh)]
+    k = max(1, int(target.numel() * min_kept))
+    if hard.numel() >= k:
+        return hard.mean().item()
+    return valid.sort(descending=True).values[:k].mean().item()
+
+
+@pytest.mark.parametrize("thresh,min_kept", [(0.7, 1 / 16), (0.99, 0.5), (0.05, 0.25), (0.3, 1.0)])
+def test_ohem_matches_hand_computation(thresh, min_kept):
+    logits, target = _batch(3)
+    got = OhemCrossEntropyLoss(thresh=thresh, min_kept=min_kept)(logits, target).item()
+    assert got == pytest.approx(_ohem_by_hand(logits, target, thresh, min_kept), rel=1e-5)
+
+
+def test_ohem_keeps_only_hard_pixels_and_their_gradient():
+    logits = torch.zeros(1, 3, 1, 4)
+    logits[0, 0, 0, :2] = 10.0  # pixels 0, 1: confidently class 0
+    target = torch.tensor([[[0, 0, 1, 2]]])  # 0, 1 easy (p ~ 1); 2, 3 hard (p ~ 0)
+    logits.requires_grad_(True)
+    loss = OhemCrossEntropyLoss(thresh=0.7, min_kept=0.25)(logits, target)
+    per_pixel = F.cross_entropy(logits.detach(), target, reduction="none").flatten()
+    assert loss.item() == pytest.approx(per_pixel[2:].mean().item(), rel=1e-6)
+    loss.backward()
+    assert logits.grad[0, :, 0, :2].abs().max() == 0  # easy pixels get no gradient
+    assert logits.grad[0, :, 0, 2:].abs().min() > 0
+    with pytest.raises(ConfigError):
+        OhemCrossEntropyLoss(thresh=1.5)
+    with pytest.raises(ConfigError):
+        OhemCrossEntropyLoss(min_kept=0.0)
+
+
+def test_ohem_is_zero_and_connected_on_an_all_void_batch():
+    logits, target = _batch(4)
+    logits.requires_grad_(True)
+    target[:] = 255
+    loss = OhemCrossEntropyLoss()(logits, target)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.isfinite(logits.grad).all()

@@ -215,3 +215,27 @@ def test_loader_throughput(tiny_world, tmp_path):
                                        batch_size=4, min_seconds=0.01)
     assert set(result) == {"raw", "prepared"} and all(v > 0 for v in result.values())
     assert list(tmp_path.iterdir()) == []  # the temporary prepared set is gone
+
+
+@pytest.mark.parametrize("kind,split", [("cityscapes", None), ("gta5", "train")])
+def test_use_prepared_prepares_once_then_reads_it(kind, split, tiny_world, tmp_path):
+    cache = tmp_path / "cache"
+    ds, raw = build(kind, tiny_world, False, *([split] if split else [])), \
+        build(kind, tiny_world, False, *([split] if split else []))
+    assert prepare.use_prepared(ds, cache) and ds._cache is not None
+    assert_same_items(ds, raw, range(len(raw)))
+    (folder,) = cache.iterdir()
+    stamp = (folder / "manifest.json").stat().st_mtime_ns
+    again = build(kind, tiny_world, False, *([split] if split else []))
+    assert prepare.use_prepared(again, cache) and (folder / "manifest.json").stat().st_mtime_ns == stamp
+    native = Cityscapes(tiny_world / "Cityscapes", "val")
+    assert not prepare.use_prepared(native, cache)  # no size: nothing to prepare
+
+
+def test_preparing_leaves_the_global_rng_alone(tiny_world, tmp_path):
+    """A run that prepares must draw the same random weights as one that finds the set already prepared."""
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    assert prepare.use_prepared(build("cityscapes", tiny_world, False), tmp_path / "cache")
+    assert torch.equal(torch.rand(3), expected)

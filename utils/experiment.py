@@ -17,7 +17,7 @@ from utils.complexity import count_flops, count_params, measure_latency
 from utils.data import batch_stream, limit, make_loader
 from utils.engine import Env, Trainer, adversarial_step, evaluate, fit, make_optimizer, seg_step, setup_env
 from utils.device import amp_name
-from utils.errors import CheckpointError, ConfigError
+from utils.errors import CheckpointError, ConfigError, DatasetError
 from utils.fast import fast_settings, inference_model
 from utils.losses import build_seg_loss
 from utils.plots import (plot_confusion_matrix, plot_per_class_iou, plot_qualitative, plot_training_curves,
@@ -83,6 +83,23 @@ def complexity(model: nn.Module, env: Env, flops_size, latency_size, latency_ite
     return dict(_COMPLEXITY_CACHE[key])
 
 
+def _prepare_synthetic(dataset) -> None:
+    """Decode the synthetic world's training images once (a few seconds), not once per epoch.
+
+    The prepared set goes beside the world (``<world>/cache``), so it is deleted with it; rank 0 writes it.
+    """
+    from datasets.prepare import use_prepared
+
+    if not hasattr(dataset, "root") or getattr(dataset, "_cache", None) is not None:
+        return
+    cache_dir = Path(dataset.root).resolve().parent / "cache"
+    with distributed.main_first():
+        try:
+            use_prepared(dataset, cache_dir)
+        except (OSError, DatasetError) as e:  # a read-only or full disk costs speed, never the run
+            print(f"note: could not prepare the demo images in {cache_dir} ({e}); reading the PNGs instead")
+
+
 def run_experiment(cfg, *, step: str, model_name: str, build_model: Callable[[], nn.Module], train_set,
                    val_set, train_domain: str, eval_domain: str, synthetic: bool, variant: str | None = None,
                    variant_spec=None, extra_evals: dict | None = None, target_set=None,
@@ -104,6 +121,7 @@ def run_experiment(cfg, *, step: str, model_name: str, build_model: Callable[[],
         init_from: checkpoint to start from; True means ``cfg.INIT_FROM``.
     """
     run = Run(cfg, variant=variant, variant_spec=variant_spec, command=command)
+    full_train = train_set
     train_set, val_set = limit(train_set, cfg.get("TRAIN_IMAGES", 0)), limit(val_set, cfg.get("VAL_IMAGES", 0))
     if cfg.EVAL_ONLY:
         return _eval_only(cfg, run, step, model_name, build_model, val_set, train_domain, eval_domain,
@@ -116,6 +134,8 @@ def run_experiment(cfg, *, step: str, model_name: str, build_model: Callable[[],
         print_results(results)
         return results
 
+    if synthetic and int(cfg.EPOCHS) * len(train_set) >= 2 * len(full_train):  # read at least twice
+        _prepare_synthetic(full_train)
     model = build_model().to(env.device)
     if env.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -150,8 +170,8 @@ def run_experiment(cfg, *, step: str, model_name: str, build_model: Callable[[],
 
         disc = FCDiscriminator(num_classes=cfg.NUM_CLASSES).to(env.device)
         tr.disc_base_lr = float(cfg.DISC_LR)
-        tr.disc_optimizer = torch.optim.Adam(disc.parameters(), lr=tr.disc_base_lr,
-                                             betas=tuple(cfg.get("DISC_BETAS", (0.9, 0.99))))
+        tr.disc_optimizer = make_optimizer("adam", [{"params": disc.parameters()}], tr.disc_base_lr,
+                                           betas=tuple(cfg.get("DISC_BETAS", (0.9, 0.99))))
         tr.discriminator = distributed.wrap(disc, env.device)
         tr.lambda_adv = float(cfg.LAMBDA_ADV)
         target_loader = make_loader(target_set, batch, train=True, seed=cfg.SEED, device=env.device,

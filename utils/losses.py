@@ -1,4 +1,4 @@
-"""Segmentation losses: cross-entropy and Focal loss (Lin et al., 2017), both safe on void-only crops.
+"""Segmentation losses: cross-entropy, OHEM cross-entropy and Focal loss, all safe on void-only crops.
 
 A random crop can land entirely on void pixels (e.g. the ego-vehicle bonnet); torch's mean cross-entropy
 is then 0/0 = NaN and one such batch poisons the weights. Both losses here return 0 for such a batch,
@@ -7,6 +7,7 @@ index are treated as ignored too: on CUDA they would otherwise raise the "device
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from datasets.labels import IGNORE_INDEX
 from utils.errors import ConfigError
 
-__all__ = ["FocalLoss", "SafeCrossEntropyLoss", "build_seg_loss"]
+__all__ = ["FocalLoss", "OhemCrossEntropyLoss", "SafeCrossEntropyLoss", "build_seg_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -49,6 +50,46 @@ class SafeCrossEntropyLoss(nn.CrossEntropyLoss):
         any_valid = (target != self.ignore_index).any()
         # torch.where (not .item()) keeps this free of a host sync; the zero stays on the graph.
         return torch.where(any_valid, loss, input.sum() * 0.0)
+
+
+class OhemCrossEntropyLoss(nn.Module):
+    """Cross-entropy averaged over the hard pixels only (online hard example mining, Shrivastava et al., 2016).
+
+    A pixel is hard when its probability of the true class is below ``thresh``; when fewer than
+    ``min_kept`` of the batch's pixels are hard, the ``min_kept`` with the largest loss are kept instead.
+    This is how the BiSeNet reference implementations train on Cityscapes: the easy road and sky pixels stop
+    dominating the gradient, so thin and rare classes are learned sooner.
+
+    Args:
+        thresh: probability below which a pixel counts as hard (0 < thresh < 1).
+        min_kept: fraction of the batch's pixels (0 < min_kept <= 1) always kept, the hardest first.
+        ignore_index: target value that contributes neither loss nor gradient.
+    """
+
+    def __init__(self, thresh: float = 0.7, min_kept: float = 1 / 16, ignore_index: int = IGNORE_INDEX) -> None:
+        super().__init__()
+        if not 0.0 < thresh < 1.0:
+            raise ConfigError(f"OHEM threshold must be in (0, 1), got {thresh}")
+        if not 0.0 < min_kept <= 1.0:
+            raise ConfigError(f"OHEM min_kept must be a fraction in (0, 1], got {min_kept}")
+        self.loss_thresh = -math.log(thresh)
+        self.min_kept = min_kept
+        self.ignore_index = ignore_index
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = _sanitize_target(target, input.shape[1], self.ignore_index)
+        loss = F.cross_entropy(input, target, ignore_index=self.ignore_index, reduction="none").flatten()
+        # k comes from the tensor's shape, not from counting valid pixels: no host synchronisation. Ignored
+        # pixels have loss 0, so they only enter the top k when fewer valid pixels than k have any loss.
+        k = max(1, int(loss.numel() * self.min_kept))
+        kth = torch.topk(loss.detach(), k, sorted=False).values.min()
+        cut = torch.minimum(kth, loss.new_tensor(self.loss_thresh))
+        kept = (loss >= cut) & (target.flatten() != self.ignore_index)
+        n = kept.sum()
+        return torch.where(n > 0, (loss * kept).sum() / n.clamp(min=1), input.sum() * 0.0)
+
+    def extra_repr(self) -> str:
+        return f"thresh={math.exp(-self.loss_thresh):.3g}, min_kept={self.min_kept:.4g}, ignore_index={self.ignore_index}"
 
 
 class FocalLoss(nn.Module):
@@ -115,7 +156,7 @@ def build_seg_loss(name: str, ignore_index: int = IGNORE_INDEX, gamma: float = 2
     """The segmentation loss named by a step script's ``LOSS`` constant.
 
     Args:
-        name: "ce" (cross-entropy) or "focal" (case-insensitive).
+        name: "ce" (cross-entropy), "ohem" (cross-entropy over hard pixels) or "focal" (case-insensitive).
         ignore_index: target value to ignore.
         gamma: focal loss focusing parameter (unused for "ce").
         alpha: optional per-class weights; for "ce" they are its ``weight``.
@@ -126,4 +167,8 @@ def build_seg_loss(name: str, ignore_index: int = IGNORE_INDEX, gamma: float = 2
         return SafeCrossEntropyLoss(ignore_index=ignore_index, weight=weight)
     if key == "focal":
         return FocalLoss(gamma=gamma, alpha=alpha, ignore_index=ignore_index)
-    raise ConfigError(f"unknown loss {name!r}; choose ce or focal")
+    if key == "ohem":
+        if alpha is not None:
+            raise ConfigError("class weights are not supported with the OHEM loss; use ce or focal")
+        return OhemCrossEntropyLoss(ignore_index=ignore_index)
+    raise ConfigError(f"unknown loss {name!r}; choose ce, ohem or focal")
