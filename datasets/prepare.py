@@ -369,7 +369,7 @@ def use_prepared(ds: SegmentationDataset, cache_dir: str | Path | None = None, *
         cache_dir: the cache folder (None: :func:`resolve_cache_dir`).
         workers: DataLoader worker processes decoding the files.
     """
-    if ds.size is None or not isinstance(ds, (Cityscapes, GTA5)):
+    if not isinstance(ds, (Cityscapes, GTA5)) or ds.size is None:
         return False
     whole = ds
     if isinstance(ds, GTA5) and ds.split != "all":
