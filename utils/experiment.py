@@ -90,7 +90,7 @@ def _prepare_synthetic(dataset) -> None:
     """
     from datasets.prepare import use_prepared
 
-    if not hasattr(dataset, "root") or getattr(dataset, "_cache", None) is not None:
+    if not hasattr(dataset, "root"):
         return
     cache_dir = Path(dataset.root).resolve().parent / "cache"
     with distributed.main_first():
