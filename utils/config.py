@@ -36,6 +36,7 @@ are used as they are (a list of keys for a dict constant selects those keys).
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import difflib
 import io
@@ -48,7 +49,7 @@ from typing import Any
 
 from utils.errors import ConfigError, UserError
 
-__all__ = ["Config", "load_config", "config_diff", "run_main", "format_value"]
+__all__ = ["Config", "load_config", "config_diff", "run_main", "format_value", "parse_size"]
 
 _KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _RESERVED = ("DEMO", "CHOICES")
@@ -267,13 +268,28 @@ def _parse_typed(raw: str, default: Any) -> Any:
     if isinstance(default, (list, tuple)):
         elem = default[0] if default else ""
         is_int = isinstance(elem, int) and not isinstance(elem, bool)
-        if is_int and "," not in s and "x" in s.lower():
-            parts = re.split(r"[xX]", s)
-        else:
-            parts = s.split(",") if s else []
+        if is_int and len(default) == 2:
+            return type(default)(parse_size(s))
+        parts = s.split(",") if s else []
         values = [_parse_typed(p.strip(), elem) for p in parts]
         return type(default)(values)
     raise ValueError(f"a {type(default).__name__} cannot be set from the command line")
+
+
+class SizeError(argparse.ArgumentTypeError, ValueError):
+    """A size that is not two integers; argparse prints its message, and it is a ValueError elsewhere."""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"512x1024"`` or ``"512,1024"`` -> ``(512, 1024)``: the one way sizes are read from a command line."""
+    parts = re.split(r"[xX,]", text.strip())
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise SizeError(f"expected a size H,W or HxW such as 512,1024, got {text!r}") from None
+    if h < 1 or w < 1:
+        raise SizeError(f"a size must be two positive integers H,W such as 512,1024, got {text!r}")
+    return h, w
 
 
 def _is_config_key(name: str, value: Any) -> bool:

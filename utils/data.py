@@ -185,9 +185,16 @@ def pretrained_arg(value: str | bool) -> bool | str:
     return text
 
 
+def spread_indices(n: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over ``range(n)``, the first one 0; all of them when ``k <= 0`` or ``k >= n``."""
+    if k <= 0 or k >= n:
+        return list(range(n))
+    step = n / k
+    return [int(i * step) for i in range(k)]
+
+
 def limit(dataset: Dataset, n: int) -> Dataset:
-    """The first ``n`` images of ``dataset`` spread evenly over it (all when ``n`` is 0): quick runs."""
+    """``n`` images of ``dataset`` spread evenly over it (all when ``n`` is 0): quick runs."""
     if n <= 0 or n >= len(dataset):
         return dataset
-    step = len(dataset) / n
-    return torch.utils.data.Subset(dataset, [int(i * step) for i in range(n)])
+    return torch.utils.data.Subset(dataset, spread_indices(len(dataset), n))
