@@ -117,7 +117,7 @@ def test_tuples_and_lists(ns):
     scales = load(ns, "--SCALES=0.75,1,1.25").SCALES
     assert scales == [0.75, 1.0, 1.25] and isinstance(scales, list) and all(type(s) is float for s in scales)
     assert load(ns, "--FLAGS=no,yes").FLAGS == (False, True)
-    with pytest.raises(ConfigError, match="EVAL_SIZE expects comma-separated integers"):
+    with pytest.raises(ConfigError, match="EVAL_SIZE must be two positive integers H,W"):
         load(ns, "--EVAL_SIZE=256.5,512")
 
 

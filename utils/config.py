@@ -208,6 +208,9 @@ class _Parser:
                 raise ConfigError(f"{where}: {key} must be one of {', '.join(choices)}; got {raw!r}.")
         try:
             return _parse_typed(raw, default)
+        except SizeError:
+            raise ConfigError(f"{where}: {key} must be two positive integers H,W (e.g. --{key}=512,1024), "
+                              f"got {raw!r}.") from None
         except ValueError as e:
             expected = _type_name(default)
             if choices:
