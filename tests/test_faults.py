@@ -378,7 +378,7 @@ def test_out_of_memory_in_evaluation_suggests_a_smaller_batch_or_size() -> None:
 @pytest.mark.parametrize("arg,expected", [
     ("--EPOCH=3", "Did you mean EPOCHS?"),
     ("--BATCH_SIZE=eight", "BATCH_SIZE expects an integer"),
-    ("--TRAIN_SIZE=big", "TRAIN_SIZE expects comma-separated integers"),
+    ("--TRAIN_SIZE=big", "TRAIN_SIZE must be two positive integers"),
     ("--EPOCHS=0", "EPOCHS must be at least 1, got 0"),
     ("--BATCH_SIZE=0", "BATCH_SIZE must be at least 1, got 0"),
     ("--BATCH_SIZE=-4", "BATCH_SIZE must be at least 1, got -4"),
