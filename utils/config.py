@@ -209,8 +209,9 @@ class _Parser:
         try:
             return _parse_typed(raw, default)
         except SizeError:
-            raise ConfigError(f"{where}: {key} must be two positive integers H,W (e.g. --{key}=512,1024), "
-                              f"got {raw!r}.") from None
+            alternatives = f", or one of {', '.join(choices)}" if choices else ""
+            raise ConfigError(f"{where}: {key} must be two positive integers H,W (e.g. --{key}=512,1024)"
+                              f"{alternatives}, got {raw!r}.") from None
         except ValueError as e:
             expected = _type_name(default)
             if choices:
