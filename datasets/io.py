@@ -3,7 +3,7 @@
 Every reader fully decodes the file (``Image.load()``) so a truncated or corrupt PNG fails here, with a
 message that names the file, instead of deep inside a DataLoader worker or, worse, as a half-black image.
 ``ImageFile.LOAD_TRUNCATED_IMAGES`` is deliberately left off: a truncated label would train on garbage.
-Nothing here ever writes to disk.
+Reading never writes; the one writer is ``save_rgb_png``, for the synthetic world.
 """
 from __future__ import annotations
 
@@ -126,3 +126,27 @@ def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Nearest resize of an HxW label map."""
     return ops.resize_labels(label, size)
+
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+
+def save_rgb_png(path: str | Path, image: np.ndarray) -> None:
+    """Write an HxWx3 uint8 array as a standard 8-bit RGB PNG, fast.
+
+    Pillow tries every PNG row filter on every row, which makes saving cost as much as drawing the image.
+    The "Up" filter for all rows, computed in one numpy subtraction, with Huffman-only deflate is several
+    times faster and compresses sensor-noisy images as well.
+    """
+    h, w, c = image.shape
+    flat = np.ascontiguousarray(image, dtype=np.uint8).reshape(h, w * c)
+    raw = np.empty((h, w * c + 1), np.uint8)
+    raw[:, 0] = 2  # filter type Up: each byte minus the byte above it
+    raw[0, 1:] = flat[0]
+    np.subtract(flat[1:], flat[:-1], out=raw[1:, 1:])
+    comp = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
+    data = comp.compress(raw.tobytes()) + comp.flush()
+    with open(path, "wb") as fh:
+        fh.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                 + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b""))

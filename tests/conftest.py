@@ -27,7 +27,7 @@ def fixtures_dir() -> Path:
 def tiny_world(tmp_path_factory) -> Path:
     """A small synthetic world (GTA5/ and Cityscapes/ under the returned root), generated once per session.
 
-    Its parameters equal utils.data's "tiny" preset, so step scripts run with --SYNTHETIC_WORLD=tiny reuse it.
+    Its parameters equal datasets.synthetic's "tiny" preset, so step scripts run with --SYNTHETIC_WORLD=tiny reuse it.
     """
     from datasets.synthetic import generate
 
