@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from datasets.labels import colorize
 from utils.checkpoint import load_checkpoint
-from utils.device import amp_name, resolve_amp, resolve_device
+from utils.config import parse_size
+from utils.device import AMP_CHOICES, amp_name, autocast, resolve_amp, resolve_device
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.fast import CHANNELS_LAST, inference_model
 from utils.ops import resize
@@ -28,28 +29,16 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 OVERLAY_ALPHA = 0.5  # share of the mask colour in the overlay
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """ "512x1024" or "512,1024" -> (512, 1024)."""
-    try:
-        h, w = (int(v) for v in text.lower().replace(",", "x").split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--size must be HxW, e.g. 512x1024, got {text!r}") from None
-    if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f"--size must be positive, got {text!r}")
-    return h, w
-
-
 def load_model(path: str | Path, device: torch.device) -> torch.nn.Module:
     """The model of a project checkpoint, rebuilt from its spec, with its weights, in eval mode on ``device``."""
     from models import build_model
-    from utils.experiment import load_weights
 
     spec = load_checkpoint(path).get("model_spec")
     if not spec:
         raise CheckpointError(f"{path} has no model_spec, so the model cannot be rebuilt: use a last.pt or best.pt "
                               "written by the step scripts.")
     model = build_model(spec)
-    load_weights(model, path)
+    model.load_weights(path)
     return model.to(device).eval()
 
 
@@ -74,7 +63,7 @@ def predict(model: torch.nn.Module, image: np.ndarray, device: torch.device, amp
     x = torch.from_numpy(image).permute(2, 0, 1)[None].to(device)
     if size is not None:
         x = resize(x.float() / 255.0, size)  # models take float RGB in [0, 1] as well as uint8
-    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+    with autocast(device, amp_dtype):
         logits = model(x)
     if isinstance(logits, (tuple, list)):
         logits = logits[0]
@@ -90,7 +79,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--out", required=True, type=Path,
                         help="folder for <stem>_mask.png and <stem>_overlay.png (sub-folders of --input mirrored)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    parser.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"),
+    parser.add_argument("--amp", default="auto", choices=AMP_CHOICES,
                         help="mixed precision (default auto: the project's policy for the device)")
     parser.add_argument("--size", type=parse_size, default=None,
                         help="HxW the network sees (e.g. 512x1024); default: each image's own size")

@@ -29,10 +29,10 @@ EVAL_EVERY = 5                         # evaluate on val every N epochs (and aft
 NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
 SEED = 42                              # seeds weights, sample order and augmentation
 DEVICE = "auto"                        # auto | cpu | cuda | cuda:N
-AMP = "auto"                           # auto | bf16 | fp16 | off (auto: SPEC policy per device)
+AMP = "auto"                           # auto | bf16 | fp16 | off (auto: bf16 where native, fp16 on older GPUs)
 DETERMINISTIC = False                  # deterministic algorithms (slower; warn-only on CUDA)
 INIT_FROM = None                       # checkpoint to start the weights from (e.g. runs/X/best.pt)
-EVAL_ONLY = False                      # evaluate INIT_FROM only, no training
+EVAL_ONLY = False                      # evaluate INIT_FROM (unset: this run's own best.pt), no training
 CHECKPOINT_MINUTES = 10.0              # save last.pt this often inside an epoch (0: epoch ends only)
 OVERWRITE = False                      # replace an existing run of this name with another config
 FLOPS_SIZE = (512, 1024)               # (H, W) at which FLOPs are counted (fvcore, multiply-adds)
@@ -45,7 +45,9 @@ SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world -
 CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"),
            "OPTIMIZER": ("sgd", "adam"), "LOSS": ("ce", "ohem", "focal"), "EVAL_SIZE": ("native",),
            "SYNTHETIC_WORLD": ("default", "tiny")}
-# DeepLabV2-R101 is 15x BiSeNet's cost: on a 2-core CPU the demo only shows that it trains end to end.
+BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "VAL_IMAGES": 0, "LR": 0, "MOMENTUM": 0,
+          "WEIGHT_DECAY": 0}  # lower bounds: a value below is refused before anything runs
+# DeepLabV2-R101 costs 15x BiSeNet: on a CPU the demo only shows that it trains end to end.
 DEMO = {"TRAIN_SIZE": (64, 128), "EVAL_SIZE": (64, 128), "PRETRAINED": "none", "EPOCHS": 1, "TRAIN_IMAGES": 8,
         "VAL_IMAGES": 10, "BATCH_SIZE": 2, "LR": 1e-3, "LATENCY_SIZE": (128, 256), "LATENCY_ITERS": 3}
 
@@ -56,23 +58,56 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = load_config(globals(), argv)
 
     # BUILD -------------------------------------------------------------------------------------------
+    from pathlib import Path
+
     from datasets import Cityscapes
-    from models import DeepLabV2
-    from utils.data import dataset_root, pretrained_arg
-    from utils.experiment import run_experiment
+    from datasets.prepare import use_prepared_for_demo
+    from datasets.synthetic import demo_world
+    from models import DeepLabV2, pretrained_arg
+    from utils.data import limit
+    from utils.engine import TrainState, fit, make_optimizer, seed_everything, setup_env, train_iteration
+    from utils.losses import SegLosses, build_seg_loss
+    from utils.results import record_results, show_stored_results
+    from utils.runs import Run
+    from utils.schedule import set_poly_lr
 
-    root, synthetic = dataset_root(cfg, "CITYSCAPES_ROOT", "Cityscapes")
-    eval_size = None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE
-    train_set = Cityscapes(root, "train", size=cfg.TRAIN_SIZE, label_source=cfg.LABEL_SOURCE)
-    val_set = Cityscapes(root, "val", size=eval_size, label_source=cfg.LABEL_SOURCE)
+    env = setup_env(cfg.DEVICE, cfg.AMP, cfg.DETERMINISTIC)
+    root = demo_world(cfg.SYNTHETIC_DIR, cfg.SYNTHETIC_WORLD) / "Cityscapes" if cfg.demo else Path(cfg.CITYSCAPES_ROOT)
+    all_train = Cityscapes(root, "train", size=cfg.TRAIN_SIZE, label_source=cfg.LABEL_SOURCE)
+    train_set = limit(all_train, cfg.TRAIN_IMAGES)
+    val_set = limit(Cityscapes(root, "val", size=None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE,
+                               label_source=cfg.LABEL_SOURCE), cfg.VAL_IMAGES)
+    run = Run(cfg)
+    if run.start() == "finished":
+        return show_stored_results(run)
+    if cfg.demo:
+        use_prepared_for_demo(all_train, images_read=cfg.EPOCHS * len(train_set))
 
-    def build_model():
-        return DeepLabV2(num_classes=cfg.NUM_CLASSES, pretrained=pretrained_arg(cfg.PRETRAINED))
+    seed_everything(cfg.SEED)
+    model = DeepLabV2(num_classes=cfg.NUM_CLASSES, pretrained=pretrained_arg(cfg.PRETRAINED))
+    if cfg.INIT_FROM and run.status == "new":
+        model.load_weights(cfg.INIT_FROM)
+    net = env.place(model)  # on the device; a DDP wrapper under torchrun
+    # The classifier learns at 10x the backbone's rate (its group's lr_mult).
+    optimizer = make_optimizer(cfg.OPTIMIZER, model.param_groups(), cfg.LR, momentum=cfg.MOMENTUM,
+                               weight_decay=cfg.WEIGHT_DECAY, betas=cfg.BETAS)
+    seg_loss = SegLosses(build_seg_loss(cfg.LOSS))
+    train_loader = env.loader(train_set, cfg.BATCH_SIZE, train=True, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
+    val_loader = env.loader(val_set, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
 
-    # TRAIN, EVALUATE, REPORT -------------------------------------------------------------------------
-    return run_experiment(cfg, step="2a", model_name="deeplabv2", build_model=build_model,
-                          train_set=train_set, val_set=val_set, train_domain="cityscapes", eval_domain="cityscapes",
-                          synthetic=synthetic, optimizer=cfg.OPTIMIZER, loss=cfg.LOSS)
+    # TRAIN -------------------------------------------------------------------------------------------
+    max_iter = cfg.EPOCHS * len(train_loader)
+
+    def iteration(batch, it: int) -> dict:
+        lr = set_poly_lr(optimizer, cfg.LR, it, max_iter)
+        return {**train_iteration(net, optimizer, seg_loss, batch, env), "lr": lr}
+
+    trained = fit(TrainState(env, model=net, optimizer=optimizer), iteration, run, train_loader, val_loader,
+                  epochs=cfg.EPOCHS, eval_every=cfg.EVAL_EVERY, checkpoint_minutes=cfg.CHECKPOINT_MINUTES)
+
+    # EVALUATE, REPORT --------------------------------------------------------------------------------
+    about = {"step": "2a", "model": "deeplabv2", "train_domain": "cityscapes", "eval_domain": "cityscapes"}
+    return record_results(run, env, model, trained, about, val_set)
 
 
 if __name__ == "__main__":

@@ -30,10 +30,10 @@ EVAL_EVERY = 5                         # evaluate on val every N epochs (and aft
 NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
 SEED = 42                              # seeds weights, sample order and augmentation
 DEVICE = "auto"                        # auto | cpu | cuda | cuda:N
-AMP = "auto"                           # auto | bf16 | fp16 | off (auto: SPEC policy per device)
+AMP = "auto"                           # auto | bf16 | fp16 | off (auto: bf16 where native, fp16 on older GPUs)
 DETERMINISTIC = False                  # deterministic algorithms (slower; warn-only on CUDA)
 INIT_FROM = None                       # checkpoint to start the weights from (e.g. runs/X/best.pt)
-EVAL_ONLY = False                      # evaluate INIT_FROM only, no training
+EVAL_ONLY = False                      # evaluate INIT_FROM (unset: this run's own best.pt), no training
 CHECKPOINT_MINUTES = 10.0              # save last.pt this often inside an epoch (0: epoch ends only)
 OVERWRITE = False                      # replace an existing run of this name with another config
 FLOPS_SIZE = (512, 1024)               # (H, W) at which FLOPs are counted (fvcore, multiply-adds)
@@ -46,8 +46,10 @@ SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world -
 CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"), "CONTEXT_PATH": ("resnet18", "resnet101"),
            "OPTIMIZER": ("sgd", "adam"), "LOSS": ("ce", "ohem", "focal"), "EVAL_SIZE": ("native",),
            "SYNTHETIC_WORLD": ("default", "tiny")}
-# From random weights in ~3 minutes of a 2-core CPU (525 iterations of ~0.33 s at 80x160): Adam and OHEM
-# learn the thin and rare classes sooner than SGD and plain cross-entropy (docs/demo_tuning.md).
+BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "MOMENTUM": 0, "WEIGHT_DECAY": 0,
+          "AUX_WEIGHT": 0}  # lower bounds: a value below is refused before anything runs
+# From random weights on a CPU: Adam and OHEM learn the thin and rare classes sooner than SGD and plain
+# cross-entropy (docs/demo_tuning.md).
 DEMO = {"TRAIN_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False, "EPOCHS": 7,
         "BATCH_SIZE": 4, "OPTIMIZER": "adam", "LR": 5e-3, "LOSS": "ohem", "EVAL_EVERY": 7, "LATENCY_ITERS": 3}
 
@@ -58,23 +60,55 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = load_config(globals(), argv)
 
     # BUILD -------------------------------------------------------------------------------------------
+    from pathlib import Path
+
     from datasets import Cityscapes
+    from datasets.prepare import use_prepared_for_demo
+    from datasets.synthetic import demo_world
     from models import BiSeNet
-    from utils.data import dataset_root
-    from utils.experiment import run_experiment
+    from utils.data import limit
+    from utils.engine import TrainState, fit, make_optimizer, seed_everything, setup_env, train_iteration
+    from utils.losses import SegLosses, build_seg_loss
+    from utils.results import record_results, show_stored_results
+    from utils.runs import Run
+    from utils.schedule import set_poly_lr
 
-    root, synthetic = dataset_root(cfg, "CITYSCAPES_ROOT", "Cityscapes")
-    eval_size = None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE
-    train_set = Cityscapes(root, "train", size=cfg.TRAIN_SIZE, label_source=cfg.LABEL_SOURCE)
-    val_set = Cityscapes(root, "val", size=eval_size, label_source=cfg.LABEL_SOURCE)
+    env = setup_env(cfg.DEVICE, cfg.AMP, cfg.DETERMINISTIC)
+    root = demo_world(cfg.SYNTHETIC_DIR, cfg.SYNTHETIC_WORLD) / "Cityscapes" if cfg.demo else Path(cfg.CITYSCAPES_ROOT)
+    all_train = Cityscapes(root, "train", size=cfg.TRAIN_SIZE, label_source=cfg.LABEL_SOURCE)
+    train_set = limit(all_train, cfg.TRAIN_IMAGES)
+    val_set = Cityscapes(root, "val", size=None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE,
+                         label_source=cfg.LABEL_SOURCE)
+    run = Run(cfg)
+    if run.start() == "finished":
+        return show_stored_results(run)
+    if cfg.demo:
+        use_prepared_for_demo(all_train, images_read=cfg.EPOCHS * len(train_set))
 
-    def build_model():
-        return BiSeNet(num_classes=cfg.NUM_CLASSES, context_path=cfg.CONTEXT_PATH, pretrained=cfg.PRETRAINED)
+    seed_everything(cfg.SEED)
+    model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path=cfg.CONTEXT_PATH, pretrained=cfg.PRETRAINED)
+    if cfg.INIT_FROM and run.status == "new":
+        model.load_weights(cfg.INIT_FROM)
+    net = env.place(model)  # on the device; a DDP wrapper under torchrun
+    optimizer = make_optimizer(cfg.OPTIMIZER, model.param_groups(), cfg.LR, momentum=cfg.MOMENTUM,
+                               weight_decay=cfg.WEIGHT_DECAY, betas=cfg.BETAS)
+    seg_loss = SegLosses(build_seg_loss(cfg.LOSS), aux_weight=cfg.AUX_WEIGHT)
+    train_loader = env.loader(train_set, cfg.BATCH_SIZE, train=True, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
+    val_loader = env.loader(val_set, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
 
-    # TRAIN, EVALUATE, REPORT -------------------------------------------------------------------------
-    return run_experiment(cfg, step="2b", model_name="bisenet", build_model=build_model, train_set=train_set,
-                          val_set=val_set, train_domain="cityscapes", eval_domain="cityscapes",
-                          synthetic=synthetic, optimizer=cfg.OPTIMIZER, loss=cfg.LOSS)
+    # TRAIN -------------------------------------------------------------------------------------------
+    max_iter = cfg.EPOCHS * len(train_loader)
+
+    def iteration(batch, it: int) -> dict:
+        lr = set_poly_lr(optimizer, cfg.LR, it, max_iter)
+        return {**train_iteration(net, optimizer, seg_loss, batch, env), "lr": lr}
+
+    trained = fit(TrainState(env, model=net, optimizer=optimizer), iteration, run, train_loader, val_loader,
+                  epochs=cfg.EPOCHS, eval_every=cfg.EVAL_EVERY, checkpoint_minutes=cfg.CHECKPOINT_MINUTES)
+
+    # EVALUATE, REPORT --------------------------------------------------------------------------------
+    about = {"step": "2b", "model": "bisenet", "train_domain": "cityscapes", "eval_domain": "cityscapes"}
+    return record_results(run, env, model, trained, about, val_set)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,10 @@ EVAL_EVERY = 5                         # evaluate on Cityscapes val every N epoc
 NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
 SEED = 42                              # seeds weights, sample order and augmentation
 DEVICE = "auto"                        # auto | cpu | cuda | cuda:N
-AMP = "auto"                           # auto | bf16 | fp16 | off (auto: SPEC policy per device)
+AMP = "auto"                           # auto | bf16 | fp16 | off (auto: bf16 where native, fp16 on older GPUs)
 DETERMINISTIC = False                  # deterministic algorithms (slower; warn-only on CUDA)
 INIT_FROM = None                       # checkpoint to start the weights from
-EVAL_ONLY = False                      # evaluate INIT_FROM only, no training
+EVAL_ONLY = False                      # evaluate INIT_FROM (unset: this run's own best.pt), no training
 CHECKPOINT_MINUTES = 10.0              # save last.pt this often inside an epoch (0: epoch ends only)
 OVERWRITE = False                      # replace existing runs of this name with another config
 FLOPS_SIZE = (512, 1024)               # (H, W) at which FLOPs are counted (fvcore, multiply-adds)
@@ -53,6 +53,8 @@ VARIANTS = {                           # variant -> augmentation: probability (s
 
 CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"),
            "EVAL_SIZE": ("native",), "SYNTHETIC_WORLD": ("default", "tiny")}
+BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "MOMENTUM": 0, "WEIGHT_DECAY": 0,
+          "AUX_WEIGHT": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
 DEMO = {"TRAIN_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False, "EPOCHS": 2,
         "TRAIN_IMAGES": 128, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3, "VARIANTS": "none,full"}
 
@@ -63,35 +65,72 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = load_config(globals(), argv)
 
     # BUILD -------------------------------------------------------------------------------------------
+    from pathlib import Path
+
     from datasets import GTA5, Cityscapes
+    from datasets.prepare import use_prepared_for_demo
+    from datasets.synthetic import demo_world
     from datasets.transforms import build_augmentation
     from models import BiSeNet
-    from utils.data import dataset_root
-    from utils.experiment import run_experiment
+    from utils.data import limit
+    from utils.engine import (TrainState, evaluate, fit, make_optimizer, seed_everything, setup_env,
+                              train_iteration)
+    from utils.losses import SegLosses, build_seg_loss
     from utils.report import summarize_variants
+    from utils.results import record_results, show_stored_results
+    from utils.runs import Run
+    from utils.schedule import set_poly_lr
 
-    gta_root, synthetic = dataset_root(cfg, "GTA5_ROOT", "GTA5")
-    city_root, _ = dataset_root(cfg, "CITYSCAPES_ROOT", "Cityscapes")
+    env = setup_env(cfg.DEVICE, cfg.AMP, cfg.DETERMINISTIC)
+    world = demo_world(cfg.SYNTHETIC_DIR, cfg.SYNTHETIC_WORLD) if cfg.demo else None
+    gta_root = world / "GTA5" if world else Path(cfg.GTA5_ROOT)
+    city_root = world / "Cityscapes" if world else Path(cfg.CITYSCAPES_ROOT)
+    # GTA5 is split once (by SEED): the held-out part measures the in-domain figure beside the target's.
     split = dict(label_format=cfg.GTA5_LABEL_FORMAT, val_fraction=cfg.GTA5_VAL_FRACTION, split_seed=cfg.SEED)
-    eval_size = None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE
-    val_set = Cityscapes(city_root, "val", size=eval_size)
-    extra = {"gta5_val": GTA5(gta_root, "val", size=cfg.TRAIN_SIZE, **split)} if cfg.GTA5_VAL_FRACTION > 0 else {}
+    held_out = {"gta5_val": GTA5(gta_root, "val", size=cfg.TRAIN_SIZE, **split)} if cfg.GTA5_VAL_FRACTION > 0 else {}
+    val_set = Cityscapes(city_root, "val", size=None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE)
+    val_loader = env.loader(val_set, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
+    extra_loaders = {name: env.loader(ds, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
+                     for name, ds in held_out.items()}
+    about = {"step": "3a3b", "model": "bisenet", "train_domain": "gta5", "eval_domain": "cityscapes"}
 
-    def build_model():
-        return BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18", pretrained=cfg.PRETRAINED)
-
-    # TRAIN, EVALUATE (one run per variant) -----------------------------------------------------------
+    # TRAIN, EVALUATE (one run per variant: the augmentations of the source images) ------------------------
     results = []
     for name, augment in cfg.VARIANTS.items():
-        train_set = GTA5(gta_root, "train" if extra else "all", size=cfg.TRAIN_SIZE,
+        all_train = GTA5(gta_root, "train" if held_out else "all", size=cfg.TRAIN_SIZE,
                          transform=build_augmentation(augment, crop_size=cfg.TRAIN_SIZE), **split)
-        results.append(run_experiment(
-            cfg, step="3a3b", model_name="bisenet", build_model=build_model, train_set=train_set,
-            val_set=val_set, train_domain="gta5", eval_domain="cityscapes", synthetic=synthetic,
-            variant=name, variant_spec=augment, extra_evals=extra))
+        train_set = limit(all_train, cfg.TRAIN_IMAGES)
+        run = Run(cfg, variant=name, variant_spec=augment)
+        if run.start() == "finished":
+            results.append(show_stored_results(run))
+            continue
+        if cfg.demo:
+            use_prepared_for_demo(all_train, images_read=cfg.EPOCHS * len(train_set))
+
+        seed_everything(cfg.SEED)
+        model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18", pretrained=cfg.PRETRAINED)
+        if cfg.INIT_FROM and run.status == "new":
+            model.load_weights(cfg.INIT_FROM)
+        net = env.place(model)  # on the device; a DDP wrapper under torchrun
+        optimizer = make_optimizer("sgd", model.param_groups(), cfg.LR, momentum=cfg.MOMENTUM,
+                                   weight_decay=cfg.WEIGHT_DECAY)
+        seg_loss = SegLosses(build_seg_loss("ce"), aux_weight=cfg.AUX_WEIGHT)
+        train_loader = env.loader(train_set, cfg.BATCH_SIZE, train=True, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
+        max_iter = cfg.EPOCHS * len(train_loader)
+
+        def iteration(batch, it: int) -> dict:  # runs inside fit below: it sees this variant's objects
+            lr = set_poly_lr(optimizer, cfg.LR, it, max_iter)
+            return {**train_iteration(net, optimizer, seg_loss, batch, env), "lr": lr}
+
+        trained = fit(TrainState(env, model=net, optimizer=optimizer), iteration, run, train_loader, val_loader,
+                      epochs=cfg.EPOCHS, eval_every=cfg.EVAL_EVERY, checkpoint_minutes=cfg.CHECKPOINT_MINUTES)
+        extra = {n: evaluate(model, loader, env, progress=env.is_main, desc=n).compute()
+                 for n, loader in extra_loaders.items()}
+        results.append(record_results(run, env, model, trained, about, val_set, extra))
 
     # REPORT ------------------------------------------------------------------------------------------
-    summary = summarize_variants(cfg, results, baseline="none", title="Step 3: GTA5 -> Cityscapes, augmentations")
+    summary = summarize_variants(Path(cfg.RUNS_DIR) / cfg.RUN_NAME, results, baseline="none",
+                                 title="Step 3: GTA5 -> Cityscapes, augmentations")
     return {"variants": {r["variant"]: r for r in results}, "summary": summary}
 
 

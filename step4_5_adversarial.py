@@ -36,10 +36,10 @@ EVAL_EVERY = 5                         # evaluate on Cityscapes val every N epoc
 NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
 SEED = 42                              # seeds weights, sample order and augmentation
 DEVICE = "auto"                        # auto | cpu | cuda | cuda:N
-AMP = "auto"                           # auto | bf16 | fp16 | off (auto: SPEC policy per device)
+AMP = "auto"                           # auto | bf16 | fp16 | off (auto: bf16 where native, fp16 on older GPUs)
 DETERMINISTIC = False                  # deterministic algorithms (slower; warn-only on CUDA)
 INIT_FROM = None                       # checkpoint to start adversarial variants from (e.g. source-only)
-EVAL_ONLY = False                      # evaluate INIT_FROM only, no training
+EVAL_ONLY = False                      # evaluate INIT_FROM (unset: this run's own best.pt), no training
 CHECKPOINT_MINUTES = 10.0              # save last.pt this often inside an epoch (0: epoch ends only)
 OVERWRITE = False                      # replace existing runs of this name with another config
 FLOPS_SIZE = (512, 1024)               # (H, W) at which FLOPs are counted (fvcore, multiply-adds)
@@ -58,6 +58,9 @@ VARIANTS = {                           # variant -> adversarial?, segmentation l
 
 CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"),
            "EVAL_SIZE": ("native",), "SYNTHETIC_WORLD": ("default", "tiny")}
+BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "ADAM_LR": 0, "MOMENTUM": 0,
+          "WEIGHT_DECAY": 0, "AUX_WEIGHT": 0, "FOCAL_GAMMA": 0, "LAMBDA_ADV": 0,
+          "DISC_LR": 0}  # lower bounds: a value below is refused before anything runs
 # Adversarial iterations cost twice a source-only one (target forward/backward, discriminator).
 DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False,
         "EPOCHS": 2, "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "ADAM_LR": 1e-3, "EVAL_EVERY": 2,
@@ -70,35 +73,83 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = load_config(globals(), argv)
 
     # BUILD -------------------------------------------------------------------------------------------
-    from datasets import GTA5, Cityscapes
-    from datasets.transforms import build_augmentation
-    from models import BiSeNet
-    from utils.data import dataset_root
-    from utils.experiment import run_experiment
-    from utils.report import summarize_variants
+    from pathlib import Path
 
-    gta_root, synthetic = dataset_root(cfg, "GTA5_ROOT", "GTA5")
-    city_root, _ = dataset_root(cfg, "CITYSCAPES_ROOT", "Cityscapes")
-    source = GTA5(gta_root, "all", size=cfg.TRAIN_SIZE, label_format=cfg.GTA5_LABEL_FORMAT,
-                  transform=build_augmentation(cfg.SOURCE_AUGMENT, crop_size=cfg.TRAIN_SIZE))
+    from datasets import GTA5, Cityscapes
+    from datasets.prepare import use_prepared_for_demo
+    from datasets.synthetic import demo_world
+    from datasets.transforms import build_augmentation
+    from models import BiSeNet, FCDiscriminator
+    from utils.adaptation import adversarial_iteration
+    from utils.data import BatchStream, limit
+    from utils.engine import TrainState, fit, make_optimizer, seed_everything, setup_env, train_iteration
+    from utils.losses import SegLosses, build_seg_loss
+    from utils.report import summarize_variants
+    from utils.results import record_results, show_stored_results
+    from utils.runs import Run
+    from utils.schedule import set_poly_lr
+
+    env = setup_env(cfg.DEVICE, cfg.AMP, cfg.DETERMINISTIC)
+    world = demo_world(cfg.SYNTHETIC_DIR, cfg.SYNTHETIC_WORLD) if cfg.demo else None
+    gta_root = world / "GTA5" if world else Path(cfg.GTA5_ROOT)
+    city_root = world / "Cityscapes" if world else Path(cfg.CITYSCAPES_ROOT)
+    all_source = GTA5(gta_root, "all", size=cfg.TRAIN_SIZE, label_format=cfg.GTA5_LABEL_FORMAT,
+                      transform=build_augmentation(cfg.SOURCE_AUGMENT, crop_size=cfg.TRAIN_SIZE))
+    source = limit(all_source, cfg.TRAIN_IMAGES)
     target = Cityscapes(city_root, "train", size=cfg.TARGET_SIZE)  # its labels are never read
     val_set = Cityscapes(city_root, "val", size=None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE)
+    source_loader = env.loader(source, cfg.BATCH_SIZE, train=True, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
+    val_loader = env.loader(val_set, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
+    max_iter = cfg.EPOCHS * len(source_loader)
+    about = {"step": "4_5", "model": "bisenet", "train_domain": "gta5", "eval_domain": "cityscapes"}
 
-    def build_model():
-        return BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18", pretrained=cfg.PRETRAINED)
-
-    # TRAIN, EVALUATE (one run per variant) -----------------------------------------------------------
+    # TRAIN, EVALUATE (one run per variant: adversarial or not, segmentation loss, optimizer) ------------
     results = []
     for name, v in cfg.VARIANTS.items():
-        results.append(run_experiment(
-            cfg, step="4_5", model_name="bisenet", build_model=build_model, train_set=source,
-            val_set=val_set, train_domain="gta5", eval_domain="cityscapes", synthetic=synthetic, variant=name,
-            variant_spec=v, target_set=target if v["adversarial"] else None, optimizer=v["optimizer"],
-            loss=v["loss"], lr=cfg.ADAM_LR if v["optimizer"] == "adam" else cfg.LR,
-            init_from=cfg.INIT_FROM if v["adversarial"] else None))
+        run = Run(cfg, variant=name, variant_spec=v)
+        if run.start() == "finished":
+            results.append(show_stored_results(run))
+            continue
+        if cfg.demo:
+            use_prepared_for_demo(all_source, images_read=cfg.EPOCHS * len(source))
+
+        seed_everything(cfg.SEED)
+        model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18", pretrained=cfg.PRETRAINED)
+        if cfg.INIT_FROM and v["adversarial"] and run.status == "new":  # e.g. from the source-only run
+            model.load_weights(cfg.INIT_FROM)
+        net = env.place(model, find_unused_parameters=v["adversarial"])  # target forwards skip the aux heads
+        lr = cfg.ADAM_LR if v["optimizer"] == "adam" else cfg.LR
+        optimizer = make_optimizer(v["optimizer"], model.param_groups(), lr, momentum=cfg.MOMENTUM,
+                                   weight_decay=cfg.WEIGHT_DECAY, betas=cfg.BETAS)
+        seg_loss = SegLosses(build_seg_loss(v["loss"], gamma=cfg.FOCAL_GAMMA), aux_weight=cfg.AUX_WEIGHT)
+        parts = {"model": net, "optimizer": optimizer}
+        disc = d_optimizer = target_batches = None
+        if v["adversarial"]:
+            # AdaptSegNet's discriminator on the softmax output, Adam with its own poly schedule.
+            disc = env.place(FCDiscriminator(num_classes=cfg.NUM_CLASSES), channels_last=False)
+            d_optimizer = make_optimizer("adam", [{"params": disc.parameters()}], cfg.DISC_LR, betas=cfg.DISC_BETAS)
+            parts.update(discriminator=disc, disc_optimizer=d_optimizer)
+            target_batches = BatchStream(env.loader(target, cfg.BATCH_SIZE, train=True, seed=cfg.SEED,
+                                                    num_workers=cfg.NUM_WORKERS, stream=1))
+
+        def iteration(batch, it: int) -> dict:  # runs inside fit below: it sees this variant's objects
+            lr_now = set_poly_lr(optimizer, lr, it, max_iter)
+            if not v["adversarial"]:
+                return {**train_iteration(net, optimizer, seg_loss, batch, env), "lr": lr_now}
+            set_poly_lr(d_optimizer, cfg.DISC_LR, it, max_iter)
+            logs = adversarial_iteration(net, disc, (optimizer, d_optimizer), seg_loss, batch,
+                                         target_batches.batch(it)[0], env, cfg.LAMBDA_ADV)
+            return {**logs, "lr": lr_now}
+
+        trained = fit(TrainState(env, **parts), iteration, run, source_loader, val_loader,
+                      epochs=cfg.EPOCHS, eval_every=cfg.EVAL_EVERY, checkpoint_minutes=cfg.CHECKPOINT_MINUTES)
+        results.append(record_results(run, env, model, trained, about, val_set))
 
     # REPORT ------------------------------------------------------------------------------------------
-    summary = summarize_variants(cfg, results, baseline="source_only", also_vs="adv_ce_sgd",
+    note = (f"EVAL_ONLY: every variant evaluated INIT_FROM={cfg.INIT_FROM}, not its own training."
+            if cfg.EVAL_ONLY and cfg.INIT_FROM else None)
+    summary = summarize_variants(Path(cfg.RUNS_DIR) / cfg.RUN_NAME, results, baseline="source_only",
+                                 also_vs="adv_ce_sgd", note=note,
                                  title="Steps 4/5: adversarial adaptation, Focal loss, Adam (GTA5 -> Cityscapes)")
     return {"variants": {r["variant"]: r for r in results}, "summary": summary}
 

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset, get_worker_info
 from torchvision import tv_tensors
 
 from datasets import io, labels
+from datasets.cache import PreparedItems, find_cache
 from utils.errors import ConfigError, DatasetError
 
 Transform = Callable[[tv_tensors.Image, tv_tensors.Mask], tuple[tv_tensors.Image, tv_tensors.Mask]]
@@ -62,8 +63,10 @@ class SegmentationDataset(Dataset):
     """
 
     samples: list[tuple[Path, Path]]
-    # Prepared items (datasets.prepare), replacing decode + resize; augmentation still runs per item.
-    _cache = None
+    # Names the dataset to the prepared-set cache (datasets.cache): "cityscapes", "gta5", or None (not cached).
+    cache_kind: str | None = None
+    # Prepared items (datasets.cache), replacing decode + resize; augmentation still runs per item.
+    _cache: PreparedItems | None = None
 
     def __init__(self, size: tuple[int, int] | None, transform: Transform | None) -> None:
         self.size = check_size(size)
@@ -77,15 +80,14 @@ class SegmentationDataset(Dataset):
         raise NotImplementedError
 
     def _use_cache(self, cache_dir: str | Path | bool | None) -> None:
-        """Serve items from a prepared cache in ``cache_dir`` when one is present and fresh (datasets.prepare).
+        """Serve items from a prepared set in ``cache_dir`` when one is present and fresh (``datasets.cache``;
+        ``python -m datasets.prepare`` makes them).
 
         Args:
             cache_dir: the cache folder, None for the project's default, False to always read the raw files.
         """
         if self.size is None or cache_dir is False:
             return
-        from datasets.prepare import find_cache
-
         self._cache = find_cache(self, cache_dir)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

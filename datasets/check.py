@@ -23,6 +23,7 @@ from tqdm import tqdm
 from datasets import io, labels
 from datasets.cityscapes import IMAGE_FOLDERS, LABEL_SOURCES, SPLITS, Cityscapes
 from datasets.gta5 import LABEL_FORMATS, GTA5
+from utils.data import spread_indices
 from utils.errors import UserError
 
 # Above this share of ignored pixels the labels are most likely read in the wrong format.
@@ -51,13 +52,6 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def _sample(n: int, k: int) -> list[int]:
-    """``k`` indices spread evenly over ``range(n)`` (all when k <= 0 or k >= n): deterministic and covering."""
-    if k <= 0 or k >= n:
-        return list(range(n))
-    return sorted(set(np.linspace(0, n - 1, k).round().astype(int).tolist()))
 
 
 def _scan(report: Report, dataset: Cityscapes | GTA5, indices: list[int], desc: str, sizes: Counter) -> None:
@@ -131,7 +125,7 @@ def check_cityscapes(root: str | Path, label_source: str = "auto", max_images: i
     sizes: Counter = Counter()
     for split, ds in datasets.items():
         k = 0 if max_images <= 0 else max(1, math.ceil(max_images * len(ds) / total))
-        _scan(report, ds, _sample(len(ds), k), f"cityscapes {split}", sizes)
+        _scan(report, ds, spread_indices(len(ds), k), f"cityscapes {split}", sizes)
     report.info.append(_decoded_line(report, total))
     _finish(report, sizes)
     return report
@@ -156,7 +150,7 @@ def check_gta5(root: str | Path, label_format: str = "auto", max_images: int = 2
             + ", ".join(str(ds.root / "images" / name) for name in ds.skipped[:10])
             + (" ..." if ds.num_skipped > 10 else "")
         )
-    indices = _sample(len(ds), max_images)
+    indices = spread_indices(len(ds), max_images)
     modes: Counter = Counter()
     resized = []
     for i in indices:

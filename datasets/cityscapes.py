@@ -70,6 +70,8 @@ class Cityscapes(SegmentationDataset):
             split at ``size`` is used instead of the PNGs. None: the project's default; False: never.
     """
 
+    cache_kind = "cityscapes"
+
     def __init__(
         self,
         root: str | Path,

@@ -119,6 +119,8 @@ class GTA5(SegmentationDataset):
             root at ``size`` is used instead of the PNGs. None: the project's default; False: never.
     """
 
+    cache_kind = "gta5"
+
     def __init__(
         self,
         root: str | Path,

@@ -1,45 +1,38 @@
-"""The one class table of the project: names, colours and id mappings of the 19 Cityscapes train classes.
+"""Label-id mappings of the Cityscapes class table: label ids, colours and train ids to and from each other.
 
-Everything is derived from ``torchvision.datasets.Cityscapes.classes`` so nobody types the table again.
+The table itself (names, colours, ignore index) lives in ``utils.classes`` and is re-exported here, so
+``from datasets.labels import CLASS_NAMES`` keeps working; the lookup tables below are built from it.
 """
 from __future__ import annotations
 
 import functools
 
 import numpy as np
-import torch
-from torchvision.datasets import Cityscapes as _TVCityscapes
 
-IGNORE_INDEX = 255
-NUM_CLASSES = 19
+from utils.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, PALETTE, TABLE, TRAIN_CLASSES, colorize
 
-_TABLE = _TVCityscapes.classes
-_TRAIN = sorted((c for c in _TABLE if 0 <= c.train_id < NUM_CLASSES), key=lambda c: c.train_id)
-assert [c.train_id for c in _TRAIN] == list(range(NUM_CLASSES))
-
-CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in _TRAIN)
-"""Names of the 19 train classes, indexed by train id."""
-
-PALETTE = np.array([c.color for c in _TRAIN], dtype=np.uint8)
-"""(19, 3) RGB colour of each train class."""
+__all__ = [
+    "CLASS_NAMES", "IGNORE_INDEX", "NUM_CLASSES", "PALETTE", "colorize",
+    "ID_TO_TRAINID", "LABEL_ID_PALETTE", "TRAINID_TO_ID",
+    "color_lut", "ids_to_train_ids", "colors_to_train_ids", "sanitize_train_ids",
+]
 
 # A label id outside the table (e.g. a GTA5 id that Cityscapes does not define) maps to ignore.
 ID_TO_TRAINID = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-for _c in _TABLE:
+for _c in TABLE:
     if 0 <= _c.id < 256 and 0 <= _c.train_id < NUM_CLASSES:
         ID_TO_TRAINID[_c.id] = _c.train_id
 
 LABEL_ID_PALETTE = np.zeros((256, 3), dtype=np.uint8)
 """RGB colour of every Cityscapes label id: the palette of GTA5's P-mode label PNGs."""
-for _c in _TABLE:
+for _c in TABLE:
     if 0 <= _c.id < 256:
         LABEL_ID_PALETTE[_c.id] = _c.color
 
 # Train id -> a label id that maps back to it (the first one in the table), for writing labelIds files.
 TRAINID_TO_ID = np.zeros(256, dtype=np.uint8)
-for _c in reversed(_TRAIN):
+for _c in reversed(TRAIN_CLASSES):
     TRAINID_TO_ID[_c.train_id] = _c.id
-VOID_ID = 0  # 'unlabeled'
 
 
 def _pack(rgb: np.ndarray) -> np.ndarray:
@@ -74,12 +67,3 @@ def sanitize_train_ids(train_ids: np.ndarray) -> np.ndarray:
     out = train_ids.astype(np.uint8, copy=True)
     out[out >= NUM_CLASSES] = IGNORE_INDEX
     return out
-
-
-def colorize(train_ids: np.ndarray | torch.Tensor) -> np.ndarray:
-    """HxW train ids -> HxWx3 uint8 RGB in the Cityscapes colours; ignore is black."""
-    if isinstance(train_ids, torch.Tensor):
-        train_ids = train_ids.cpu().numpy()
-    lut = np.zeros((256, 3), dtype=np.uint8)
-    lut[:NUM_CLASSES] = PALETTE
-    return lut[train_ids.astype(np.uint8)]

@@ -3,12 +3,10 @@
     python -m datasets.prepare --cityscapes /data/Cityscapes --gta5 /data/GTA5
     python -m datasets.prepare --gta5 /data/GTA5 --gta5-size 720 1280 --label-format color --workers 8
 
-Each prepared set is one folder under the cache folder (``data/cache`` under the repository root unless
-told otherwise; never inside a dataset folder) named after the dataset, split and size, holding
-``images.npy`` (N x 3 x H x W uint8 RGB), ``labels.npy`` (N x H x W uint8 train ids, 255 = ignore) and
-``manifest.json`` (settings, the source files with their sizes and modification times, and a key hashing
-them). It is written into a temporary folder and renamed into place, so a folder with a manifest is
-complete.
+This module makes the prepared sets; their format and how a dataset finds its set are ``datasets.cache``.
+Each set is one folder under the cache folder (``data/cache`` under the repository root unless told
+otherwise; never inside a dataset folder) holding the decoded, resized images and train-id labels as
+``.npy`` arrays and a ``manifest.json``, written into a temporary folder and renamed into place.
 
 ``Cityscapes(...)`` and ``GTA5(...)`` built with a ``size`` use a prepared set automatically when it
 exists, matches their settings and its source files are unchanged: it replaces decoding and resizing only,
@@ -20,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import os
 import shutil
@@ -34,237 +31,24 @@ import numpy as np
 import torch
 
 from datasets._base import SegmentationDataset
+from datasets.cache import (ARRAYS, DEFAULT_CACHE_DIR, FORMAT_VERSION, MANIFEST, PreparedItems, StaleCache,
+                            check_cache, find_cache, identity, make_manifest, rebuild_command, relative_samples,
+                            resolve_cache_dir, source_stats, unit_dir)
 from datasets.cityscapes import LABEL_SOURCES, Cityscapes
 from datasets.gta5 import GTA5, LABEL_FORMATS
-from utils.data import StoppingLoader
+from utils.data import StoppingLoader, spare_cores
+from utils.distributed import main_first
 from utils.errors import ConfigError, DatasetError
 
-FORMAT_VERSION = 1
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CACHE_DIR = REPO_ROOT / "data" / "cache"
+__all__ = [
+    "prepare", "use_prepared", "loader_throughput", "main", "DEFAULT_SIZES",
+    # the cache's format and lookup, defined in datasets.cache
+    "ARRAYS", "DEFAULT_CACHE_DIR", "FORMAT_VERSION", "MANIFEST", "PreparedItems", "StaleCache", "check_cache",
+    "find_cache", "identity", "rebuild_command", "resolve_cache_dir", "unit_dir",
+]
+
 # The step scripts' defaults (TRAIN_SIZE / EVAL_SIZE / TARGET_SIZE).
 DEFAULT_SIZES = {"cityscapes": (512, 1024), "gta5": (720, 1280)}
-MANIFEST = "manifest.json"
-ARRAYS = {"images": "images.npy", "labels": "labels.npy"}
-
-_cache_dir: Path | None = None
-_noted: set[tuple[str, str]] = set()
-
-
-class StaleCache(Exception):
-    """A prepared set that exists but cannot be used; the message says why."""
-
-
-def set_cache_dir(cache_dir: str | Path | None) -> None:
-    """Change where datasets look for prepared sets by default (e.g. from a CACHE_DIR constant).
-
-    Args:
-        cache_dir: the cache folder, or None for ``data/cache`` under the repository root.
-    """
-    global _cache_dir
-    _cache_dir = None if cache_dir is None else Path(cache_dir)
-
-
-def resolve_cache_dir(cache_dir: str | Path | None = None) -> Path:
-    """The cache folder: ``cache_dir`` if given, else the one from :func:`set_cache_dir`, else the default.
-
-    Args:
-        cache_dir: a folder, or None.
-    """
-    if cache_dir is not None:
-        return Path(cache_dir)
-    return _cache_dir if _cache_dir is not None else DEFAULT_CACHE_DIR
-
-
-def _kind(ds: SegmentationDataset) -> str:
-    if isinstance(ds, Cityscapes):
-        return "cityscapes"
-    if isinstance(ds, GTA5):
-        return "gta5"
-    raise ConfigError(f"datasets.prepare handles Cityscapes and GTA5 datasets, not {type(ds).__name__}")
-
-
-def identity(ds: SegmentationDataset) -> dict:
-    """Everything besides the source files that decides a prepared set's content.
-
-    Args:
-        ds: a Cityscapes or GTA5 dataset with a ``size``.
-    """
-    kind = _kind(ds)
-    if ds.size is None:
-        raise ConfigError("only datasets with a size (H, W) can be prepared: items of native size differ in shape")
-    labels = {"label_source": ds.label_source} if kind == "cityscapes" else {"label_format": ds.label_format}
-    return {"dataset": type(ds).__name__, "root": str(Path(ds.root).resolve()),
-            "split": ds.split if kind == "cityscapes" else "all", "size": list(ds.size), "labels": labels}
-
-
-def unit_dir(ds: SegmentationDataset, cache_dir: str | Path | None = None) -> Path:
-    """The folder of the prepared set that serves ``ds``.
-
-    Args:
-        ds: a Cityscapes or GTA5 dataset with a ``size``.
-        cache_dir: the cache folder (None: :func:`resolve_cache_dir`).
-    """
-    ident = identity(ds)
-    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
-    label = next(iter(ident["labels"].values()))
-    h, w = ident["size"]
-    return resolve_cache_dir(cache_dir) / f"{_kind(ds)}-{ident['split']}-{h}x{w}-{label}-{digest}"
-
-
-def rebuild_command(ds: SegmentationDataset, cache_dir: str | Path | None = None) -> str:
-    """The command line that (re)builds the prepared set serving ``ds``.
-
-    Args:
-        ds: a Cityscapes or GTA5 dataset with a ``size``.
-        cache_dir: the cache folder (None: :func:`resolve_cache_dir`).
-    """
-    h, w = ds.size
-    if _kind(ds) == "cityscapes":
-        cmd = f"python -m datasets.prepare --cityscapes {ds.root} --split {ds.split} --cityscapes-size {h} {w}"
-        if ds.label_source != "auto":
-            cmd += f" --label-source {ds.label_source}"
-    else:
-        cmd = f"python -m datasets.prepare --gta5 {ds.root} --gta5-size {h} {w}"
-        if ds.label_format != "auto":
-            cmd += f" --label-format {ds.label_format}"
-    folder = resolve_cache_dir(cache_dir)
-    if folder != DEFAULT_CACHE_DIR:
-        cmd += f" --cache-dir {folder}"
-    return cmd
-
-
-def _relative(ds: SegmentationDataset) -> list[tuple[str, str]]:
-    root = Path(ds.root)
-    return [(Path(i).relative_to(root).as_posix(), Path(l).relative_to(root).as_posix()) for i, l in ds.samples]
-
-
-def _stats(root: Path, rel: tuple[str, str]) -> list[int]:
-    """[image bytes, image mtime_ns, label bytes, label mtime_ns]."""
-    out = []
-    for name in rel:
-        st = os.stat(root / name)
-        out += [st.st_size, st.st_mtime_ns]
-    return out
-
-
-class PreparedItems:
-    """Items of one dataset served from a prepared set: ``item(index)`` -> (3xHxW uint8, HxW int64).
-
-    The arrays are memory-mapped on first use in each process (DataLoader workers map their own).
-    """
-
-    def __init__(self, folder: Path, rows: list[int], n: int, size: tuple[int, int]) -> None:
-        self.folder, self.rows, self.n, self.size = folder, rows, n, tuple(size)
-        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
-
-    def open(self) -> tuple[np.ndarray, np.ndarray]:
-        """The memory-mapped (images, labels) arrays; StaleCache when missing, truncated or misshapen."""
-        h, w = self.size
-        arrays = []
-        for key, shape in (("images", (self.n, 3, h, w)), ("labels", (self.n, h, w))):
-            path = self.folder / ARRAYS[key]
-            try:
-                arr = np.load(path, mmap_mode="r")
-            except FileNotFoundError:
-                raise StaleCache(f"{ARRAYS[key]} is missing") from None
-            except (OSError, ValueError, EOFError) as e:
-                raise StaleCache(f"{ARRAYS[key]} is truncated or corrupt ({e})") from None
-            if arr.shape != shape or arr.dtype != np.uint8:
-                raise StaleCache(f"{ARRAYS[key]} holds {arr.dtype} {arr.shape}, expected uint8 {shape}")
-            arrays.append(arr)
-        return arrays[0], arrays[1]
-
-    def item(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(3xHxW uint8 image, HxW int64 train ids) of dataset item ``index``."""
-        try:
-            if self._arrays is None:
-                self._arrays = self.open()
-            images, labels = self._arrays
-            row = self.rows[index]
-            return torch.from_numpy(np.array(images[row])), torch.from_numpy(labels[row].astype(np.int64))
-        except (StaleCache, OSError, ValueError) as e:
-            raise DatasetError(
-                f"prepared dataset {self.folder} cannot be read ({e}). Delete that folder (the raw files are then "
-                "used) or rebuild it with python -m datasets.prepare."
-            ) from None
-
-    def __getstate__(self) -> dict:
-        # Workers started by spawn map the files themselves instead of receiving copies of the arrays.
-        return {**self.__dict__, "_arrays": None}
-
-
-def check_cache(ds: SegmentationDataset, folder: Path) -> PreparedItems:
-    """The prepared set in ``folder`` for ``ds``, or StaleCache saying why it cannot be used.
-
-    Args:
-        ds: a Cityscapes or GTA5 dataset with a ``size``.
-        folder: a prepared set's folder.
-    """
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise StaleCache(f"it is incomplete ({MANIFEST} is missing)")
-    try:
-        manifest = json.loads(path.read_text())
-        version, ident = manifest["format_version"], manifest["identity"]
-        n, samples, stats = int(manifest["n"]), manifest["samples"], manifest["stats"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise StaleCache(f"its {MANIFEST} is unreadable ({type(e).__name__})") from None
-    if version != FORMAT_VERSION:
-        raise StaleCache(f"it was made by format version {version}, this code reads {FORMAT_VERSION}")
-    if ident != identity(ds):
-        raise StaleCache("it was made with other settings")
-    if not (len(samples) == len(stats) == n):
-        raise StaleCache(f"its {MANIFEST} is inconsistent")
-    row_of = {tuple(s): i for i, s in enumerate(samples)}
-    wanted = _relative(ds)
-    rows = [row_of.get(s, -1) for s in wanted]
-    missing = [s for s, r in zip(wanted, rows) if r < 0]
-    if missing:
-        raise StaleCache(f"{len(missing)} of the dataset's images are not in it (e.g. {missing[0][0]})")
-    items = PreparedItems(folder, rows, n, tuple(ds.size))
-    items.open()
-    root = Path(ds.root)
-    for rel, row in zip(wanted, rows):
-        try:
-            now = _stats(root, rel)
-        except OSError:
-            raise StaleCache(f"a source file is gone ({rel[0]} or {rel[1]})") from None
-        if now != stats[row]:
-            changed = rel[0] if now[:2] != stats[row][:2] else rel[1]
-            raise StaleCache(f"{changed} changed since it was prepared")
-    return items
-
-
-def find_cache(ds: SegmentationDataset, cache_dir: str | Path | None = None, notify: bool = True
-               ) -> PreparedItems | None:
-    """The fresh prepared set serving ``ds``, or None (raw files); never raises for a bad cache.
-
-    A set that exists but is stale or incomplete is reported once per process in one line with the command
-    that rebuilds it.
-
-    Args:
-        ds: a Cityscapes or GTA5 dataset; None is returned when it has no ``size``.
-        cache_dir: the cache folder (None: :func:`resolve_cache_dir`).
-        notify: print the one-line notes (using / not using a prepared set).
-    """
-    if ds.size is None:
-        return None
-    folder = unit_dir(ds, cache_dir)
-    if not folder.is_dir():
-        return None
-    try:
-        items = check_cache(ds, folder)
-    except StaleCache as e:
-        if notify and (str(folder), str(e)) not in _noted:
-            _noted.add((str(folder), str(e)))
-            print(f"note: not using the prepared dataset {folder}: {e}; reading the raw files. "
-                  f"Rebuild it with: {rebuild_command(ds, cache_dir)}", file=sys.stderr)
-        return None
-    if notify and (str(folder), "") not in _noted:
-        _noted.add((str(folder), ""))
-        print(f"using the prepared dataset {folder}")
-    return items
 
 
 def _free_bytes(folder: Path) -> int:
@@ -299,9 +83,9 @@ def prepare(ds: SegmentationDataset, cache_dir: str | Path | None = None, *, wor
             pass
     plain = copy.copy(ds)
     plain.transform, plain._cache = None, None
-    samples = _relative(plain)
+    samples = relative_samples(plain)
     # Stat before decoding: a file changed while this runs then reads as stale afterwards, never as fresh.
-    stats = [_stats(Path(ds.root), s) for s in samples]
+    stats = [source_stats(Path(ds.root), s) for s in samples]
     n, (h, w) = len(plain), plain.size
     need = n * 4 * h * w
     if need > _free_bytes(cache_root):
@@ -334,16 +118,7 @@ def prepare(ds: SegmentationDataset, cache_dir: str | Path | None = None, *, wor
         images.flush()
         labels.flush()
         del images, labels
-        source_hash = hashlib.sha256(json.dumps([samples, stats]).encode()).hexdigest()
-        ident = identity(ds)
-        manifest = {
-            "format_version": FORMAT_VERSION, "identity": ident, "n": n,
-            "key": hashlib.sha256(json.dumps([FORMAT_VERSION, ident, source_hash], sort_keys=True).encode()
-                                  ).hexdigest(),
-            "source_hash": source_hash, "arrays": dict(ARRAYS),
-            "image_shape": [n, 3, h, w], "label_shape": [n, h, w], "seconds": round(time.perf_counter() - start, 1),
-            "samples": [list(s) for s in samples], "stats": stats,
-        }
+        manifest = make_manifest(identity(ds), samples, stats, (h, w), time.perf_counter() - start)
         (tmp / MANIFEST).write_text(json.dumps(manifest))
         old = None
         if folder.exists():
@@ -377,6 +152,24 @@ def use_prepared(ds: SegmentationDataset, cache_dir: str | Path | None = None, *
     prepare(whole, cache_dir, workers=workers, progress=False)
     ds._cache = find_cache(ds, cache_dir, notify=False)
     return ds._cache is not None
+
+
+def use_prepared_for_demo(ds: SegmentationDataset, images_read: int) -> None:
+    """A demo that reads the synthetic world's training images at least twice decodes them once instead,
+    into ``<world>/cache`` (deleted with the world); rank 0 writes it under torchrun.
+
+    Args:
+        ds: the whole training set of the synthetic world (before any ``TRAIN_IMAGES`` limit).
+        images_read: images the run will read (epochs x images per epoch).
+    """
+    if images_read < 2 * len(ds):
+        return
+    cache_dir = Path(ds.root).resolve().parent / "cache"
+    with main_first():
+        try:
+            use_prepared(ds, cache_dir)
+        except (OSError, DatasetError) as e:  # a read-only or full disk costs speed, never the run
+            print(f"note: could not prepare the demo images in {cache_dir} ({e}); reading the PNGs instead")
 
 
 def _head(ds: SegmentationDataset, n: int) -> SegmentationDataset:
@@ -446,11 +239,6 @@ def loader_throughput(root: str | Path, kind: str, size: tuple[int, int], n_imag
                 "prepared": _images_per_second(cached, batch_size, num_workers, min_seconds)}
 
 
-def _default_workers() -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, cpus - 1))
-
-
 def main(argv: list[str] | None = None) -> dict[str, str]:
     """Command line: prepare Cityscapes and/or GTA5; returns {description: prepared folder}.
 
@@ -475,7 +263,8 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     p.add_argument("--label-format", choices=LABEL_FORMATS, default="auto", help="GTA5 label format")
     p.add_argument("--cache-dir", default=None,
                    help=f"cache folder (default {DEFAULT_CACHE_DIR}); never inside a dataset folder")
-    p.add_argument("--workers", type=int, default=_default_workers(), help="decoding processes")
+    p.add_argument("--workers", type=int, default=spare_cores(),
+                   help="decoding processes (default: every spare core, at most 8)")
     p.add_argument("--force", action="store_true", help="rebuild even when a fresh prepared set exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)

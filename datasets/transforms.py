@@ -1,6 +1,6 @@
 """Joint (image, label) augmentations on ``torchvision.transforms.v2`` with ``tv_tensors.Image`` / ``Mask``.
 
-Geometry (resize, scale + crop, flip) moves image and label together; photometric changes (colour jitter,
+Geometry (scale + crop, flip) moves image and label together; photometric changes (colour jitter,
 blur) touch the image only, since v2 passes a ``Mask`` through them unchanged. Resizing goes through the
 project's one interpolation helper (``utils.ops``: bilinear, align_corners=False, for images; nearest for
 labels), so augmentation, evaluation and the models all interpolate the same way.
@@ -66,23 +66,6 @@ def _check_same_size(flat_inputs: list[Any]) -> tuple[int, int]:
     if len(sizes) != 1:
         raise ValueError(f"joint transform got inputs of different sizes {sorted(sizes)}; image and label must align")
     return sizes.pop()
-
-
-class JointResize(v2.Transform):
-    """Resize image (bilinear) and label (nearest) to a fixed (H, W).
-
-    Args:
-        size: output (H, W).
-    """
-
-    _transformed_types = (tv_tensors.Image, tv_tensors.Mask)
-
-    def __init__(self, size: tuple[int, int]) -> None:
-        super().__init__()
-        self.size = (int(size[0]), int(size[1]))
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        return _resize(inpt, self.size)
 
 
 class RandomScaleCrop(v2.Transform):

@@ -1,4 +1,4 @@
-"""Models: BiSeNet, DeepLabV2, the FC discriminator, and building a model by name or from its spec.
+"""Models: BiSeNet, DeepLabV2, the FC discriminator, and rebuilding a model from its spec.
 
 ``model.spec`` is a plain-Python dict (arch, num_classes, context_path or freeze_bn, input_norm) stored in
 checkpoints; ``build_model(spec)`` rebuilds that model untrained and ``check_spec`` tells a checkpoint of
@@ -6,38 +6,19 @@ another model apart before its state dict is loaded.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from models._common import CAFFE_NORM, TORCHVISION_NORM, SegmentationModel, check_spec
+from models._weights import pretrained_arg
 from models.bisenet import BiSeNet
 from models.deeplabv2 import DeepLabV2, get_deeplab_v2
 from models.discriminator import FCDiscriminator
-from utils.errors import CheckpointError, ConfigError
+from utils.errors import CheckpointError
 
 MODELS = {"bisenet": BiSeNet, "deeplabv2": DeepLabV2}
 
-__all__ = ["BiSeNet", "DeepLabV2", "FCDiscriminator", "get_deeplab_v2", "build_model", "create_model",
-           "check_spec", "SegmentationModel", "MODELS", "TORCHVISION_NORM", "CAFFE_NORM"]
-
-
-def create_model(name: str, num_classes: int = 19, pretrained: bool | str | os.PathLike = False,
-                 **kw: Any) -> SegmentationModel:
-    """Build a segmentation model by name.
-
-    Args:
-        name: "bisenet" or "deeplabv2" (case-insensitive).
-        num_classes: number of output classes.
-        pretrained: False, True (torchvision ImageNet weights) or the path of a weights file.
-        **kw: further constructor arguments (``context_path`` for BiSeNet, ``freeze_bn`` for DeepLabV2).
-    """
-    key = str(name).lower()
-    if key not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    try:
-        return MODELS[key](num_classes=num_classes, pretrained=pretrained, **kw)
-    except TypeError as e:
-        raise ConfigError(f"invalid arguments for {key}: {e}") from None
+__all__ = ["BiSeNet", "DeepLabV2", "FCDiscriminator", "get_deeplab_v2", "build_model",
+           "check_spec", "pretrained_arg", "SegmentationModel", "MODELS", "TORCHVISION_NORM", "CAFFE_NORM"]
 
 
 def build_model(spec: dict[str, Any]) -> SegmentationModel:

@@ -10,11 +10,13 @@ normalise the same way and a checkpoint carries its own convention:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from utils.checkpoint import load_checkpoint
 from utils.errors import CheckpointError
 
 # torchvision's ImageClassification preset, which all its ImageNet ResNet weights declare.
@@ -145,6 +147,26 @@ class SegmentationModel(nn.Module):
 
     def _spec_extra(self) -> dict[str, Any]:
         return {}
+
+    def load_weights(self, path: str | Path) -> dict:
+        """Start from a checkpoint of this project (or a bare state dict) that fits this model; returns what
+        the file holds. A checkpoint of another model is refused naming the file and the difference."""
+        ckpt = load_checkpoint(path)
+        if "trainer" in ckpt:
+            state, spec = ckpt["trainer"]["model"], ckpt.get("model_spec") or None
+        else:
+            state, spec = ckpt.get("model", ckpt), ckpt.get("model_spec")
+        if spec:
+            check_spec(self.spec, spec, path)
+        try:
+            self.load_state_dict(state)
+        except RuntimeError as e:
+            missing = str(e).count("Missing key")
+            raise CheckpointError(
+                f"{path} does not fit this model ({self.arch}, {self.num_classes} classes): "
+                f"{str(e).splitlines()[0]}{' ...' if missing else ''}. Use a checkpoint of the same model.") from None
+        print(f"initialised weights from {path}")
+        return ckpt
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Optimizer groups: ``{"name", "params" (trainable only), "lr_mult"}``; empty groups are left out."""

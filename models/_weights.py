@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from utils.errors import CheckpointError
+from utils.paths import REPO_ROOT
 
 _NO_WEIGHTS_HINT = "or set PRETRAINED = False (--PRETRAINED=false) to train from scratch"
 # The shared Caffe checkpoint prefixes every key with one component, e.g. "Scale.layer1.0.conv1.weight".
@@ -129,3 +130,21 @@ def describe(report: dict[str, Any], source: str, convention: str) -> str:
         more = ", ..." if len(skipped) > 3 else ""
         extra = f"; skipped {len(skipped)} non-backbone tensors ({', '.join(skipped[:3])}{more})"
     return f"loaded {report['loaded']}/{report['total']} backbone tensors from {source} ({convention}{extra})"
+
+
+def pretrained_arg(value: str | bool) -> bool | str:
+    """A PRETRAINED constant as the model constructors take it: False, True (torchvision ImageNet) or a path.
+
+    A bare file name is looked up in the current directory, then in the repository's ``weights/`` folder.
+    """
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.lower() in ("", "none", "false", "no", "0", "off"):
+        return False
+    if text.lower() in ("true", "imagenet", "torchvision", "yes", "1"):
+        return True
+    path = Path(text)
+    if not path.is_absolute() and not path.exists() and (REPO_ROOT / "weights" / path).exists():
+        return str(REPO_ROOT / "weights" / path)
+    return text

@@ -1,6 +1,6 @@
 """BiSeNet (Yu et al., ECCV 2018): spatial path + context path, attention refinement, feature fusion.
 
-Layout as in the course implementation (ooooverflow/BiSeNet lineage) that SPEC 1 measures, without its dead
+Layout as in the course implementation (ooooverflow/BiSeNet lineage), without its dead
 parameters: torchvision's 1000-class ``fc`` is not kept, convolutions feeding a BatchNorm have no bias, and
 the attention refinement module is the paper's 1x1 conv -> BatchNorm -> sigmoid.
 """

@@ -1,8 +1,6 @@
 """AdaptSegNet's fully convolutional discriminator (Tsai et al., CVPR 2018) for output-space adaptation."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -30,8 +28,3 @@ class FCDiscriminator(nn.Module):
         for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
             x = self.leaky_relu(conv(x))
         return self.classifier(x)
-
-    def param_groups(self) -> list[dict[str, Any]]:
-        """One group at the base rate, in the segmentation models' format."""
-        return [{"name": "discriminator", "params": [p for p in self.parameters() if p.requires_grad],
-                 "lr_mult": 1.0}]

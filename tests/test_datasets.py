@@ -175,6 +175,16 @@ def test_colour_collisions_resolve_to_the_train_class(tmp_path: Path) -> None:
     assert torch.all(palette[H // 2 :, : W // 2] == pole_t)
 
 
+def test_class_table_is_defined_once_in_utils_classes() -> None:
+    from utils import classes
+
+    for name in ("IGNORE_INDEX", "NUM_CLASSES", "CLASS_NAMES", "PALETTE", "colorize"):
+        assert getattr(labels, name) is getattr(classes, name), name
+    assert len(classes.CLASS_NAMES) == 19 and classes.CLASS_NAMES[:3] == ("road", "sidewalk", "building")
+    assert labels.TRAINID_TO_ID[classes.CLASS_NAMES.index("car")] == 26
+    assert np.array_equal(labels.ID_TO_TRAINID[labels.TRAINID_TO_ID[:19]], np.arange(19))
+
+
 # --- layouts and formats -----------------------------------------------------------------------------------
 
 

@@ -88,8 +88,7 @@ def test_step2b_under_torchrun_shards_training_and_only_rank0_writes(tiny_world,
 
     # the DDP checkpoint is a plain single-process one
     from models import BiSeNet
-    from utils.experiment import load_weights
-    load_weights(BiSeNet(num_classes=19, pretrained=False), run_dir / "best.pt")
+    BiSeNet(num_classes=19, pretrained=False).load_weights(run_dir / "best.pt")
 
     # both ranks see the finished run and exit without training again
     again = torchrun(tmp_path, "step2b_bisenet_cityscapes.py", args, [runs, tiny_world])
@@ -97,7 +96,7 @@ def test_step2b_under_torchrun_shards_training_and_only_rank0_writes(tiny_world,
     assert again.stdout.count("already finished") == 1
 
 
-def test_adversarial_step_under_torchrun(tiny_world, tmp_path):
+def test_adversarial_iteration_under_torchrun(tiny_world, tmp_path):
     runs = tmp_path / "runs"
     args = tiny_args(tiny_world, runs, "--VARIANTS=adv_ce_sgd", "--BATCH_SIZE=3", "--TARGET_SIZE=32,64")
     out = torchrun(tmp_path, "step4_5_adversarial.py", args, [runs, tiny_world])
@@ -113,13 +112,14 @@ def test_adversarial_step_under_torchrun(tiny_world, tmp_path):
 
 # What each rank checks; the test reads its findings back.
 WORKER = textwrap.dedent('''
-    import copy, itertools, json, sys
+    import json, sys
     import torch, torch.nn as nn, torch.nn.functional as F
     from models import FCDiscriminator
     from utils import distributed
     from utils.data import make_loader
-    from utils.engine import Env, Trainer, adversarial_step, evaluate, make_optimizer, seg_step
-    from utils.losses import build_seg_loss
+    from utils.adaptation import adversarial_iteration
+    from utils.engine import Env, TrainState, evaluate, make_optimizer, train_iteration
+    from utils.losses import SegLosses, build_seg_loss
     from utils.metrics import ConfusionMatrix
 
     distributed.init(torch.device("cpu"))
@@ -170,27 +170,29 @@ WORKER = textwrap.dedent('''
            torch.randint(0, 19, (2, 32, 32), generator=g))
     tgt = (torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=g), None)
 
-    def trainer(adversarial, ddp):
+    seg_loss = SegLosses(build_seg_loss("ce"))
+
+    def build(adversarial, ddp):
+        """A segmentation net (and discriminator), their optimizers, and the iteration that trains them."""
         torch.manual_seed(0)
         model, disc = TwoHeads(), FCDiscriminator(num_classes=19, ndf=4)
-        tr = Trainer(model=model, optimizer=make_optimizer("sgd", model.param_groups(), 0.1, momentum=0.9),
-                     loss_fn=build_seg_loss("ce"), env=env, base_lr=0.1, max_iter=10)
+        optimizer = make_optimizer("sgd", model.param_groups(), 0.1, momentum=0.9)
+        d_optimizer = torch.optim.Adam(disc.parameters(), lr=1e-2)
+        net = distributed.wrap(model, env.device, find_unused_parameters=adversarial) if ddp else model
+        d_net = distributed.wrap(disc, env.device) if ddp and adversarial else disc
         if adversarial:
-            tr.disc_optimizer = torch.optim.Adam(disc.parameters(), lr=1e-2)
-            tr.discriminator, tr.disc_base_lr, tr.lambda_adv = disc, 1e-2, 0.5
-            tr.target_batches = itertools.repeat(tgt)
-        if ddp:
-            tr.model = distributed.wrap(model, env.device, find_unused_parameters=adversarial)
-            if adversarial:
-                tr.discriminator = distributed.wrap(disc, env.device)
-        return tr
+            state = TrainState(env, model=net, optimizer=optimizer, discriminator=d_net, disc_optimizer=d_optimizer)
+            return state, lambda: adversarial_iteration(net, d_net, (optimizer, d_optimizer), seg_loss, src, tgt[0],
+                                                        env, 0.5)
+        return TrainState(env, model=net, optimizer=optimizer), lambda: train_iteration(net, optimizer, seg_loss,
+                                                                                          src, env)
 
-    for name, step, adversarial in (("seg", seg_step, False), ("adv", adversarial_step, True)):
-        ref, ddp = trainer(adversarial, False), trainer(adversarial, True)
+    for name, adversarial in (("seg", False), ("adv", True)):
+        (ref, ref_it), (ddp, ddp_it) = build(adversarial, False), build(adversarial, True)
         found[name + "_wrapped"] = type(ddp.model).__name__
         for _ in range(2):
-            step(ref, src)
-            step(ddp, src)
+            ref_it()
+            ddp_it()
         keys = ("model", "discriminator") if adversarial else ("model",)
         diffs = [float((a - b).abs().max()) for k in keys
                  for a, b in zip(ref.state_dict()[k].values(), ddp.state_dict()[k].values()) if a.is_floating_point()]

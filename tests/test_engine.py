@@ -10,9 +10,10 @@ import torch.nn as nn
 from utils.checkpoint import atomic_save, load_checkpoint, load_resumable, previous_path, rng_state, set_rng_state
 from utils.config import Config
 from utils.data import EpochSampler, SeededDataset
-from utils.engine import Env, Trainer, TrainingError, make_optimizer, seg_step
+from utils.data import make_loader
+from utils.engine import Env, NonFiniteLoss, TrainingError, TrainState, make_optimizer, train_iteration, train_one_epoch
 from utils.errors import CheckpointError, ConfigError
-from utils.losses import build_seg_loss
+from utils.losses import SegLosses, build_seg_loss
 from utils.runs import Run
 
 
@@ -120,29 +121,29 @@ def test_seeded_dataset_repeats_random_transforms_and_restores_global_rng():
 # ---------------------------------------------------------------------------------------------- run folders
 def _cfg(tmp_path, **kw) -> Config:
     base = dict(RUNS_DIR=str(tmp_path), RUN_NAME="r", EPOCHS=2, LR=0.1, OVERWRITE=False, SEED=0,
-                CHECKPOINT_MINUTES=10.0)
+                CHECKPOINT_MINUTES=10.0, EVAL_ONLY=False, INIT_FROM=None)
     base.update(kw)
     return Config(base)
 
 
 def test_run_refuses_changed_config_and_lists_differences(tmp_path):
-    assert Run(_cfg(tmp_path)).prepare() == "new"
+    assert Run(_cfg(tmp_path)).start() == "new"
     with pytest.raises(ConfigError, match=r"EPOCHS: 2 -> 3") as e:
-        Run(_cfg(tmp_path, EPOCHS=3)).prepare()
+        Run(_cfg(tmp_path, EPOCHS=3)).start()
     assert "OVERWRITE" in str(e.value)
     # keys that do not change what is computed may change
-    assert Run(_cfg(tmp_path, CHECKPOINT_MINUTES=1.0)).prepare() == "new"
-    assert Run(_cfg(tmp_path, EPOCHS=3, OVERWRITE=True)).prepare() == "new"
+    assert Run(_cfg(tmp_path, CHECKPOINT_MINUTES=1.0)).start() == "new"
+    assert Run(_cfg(tmp_path, EPOCHS=3, OVERWRITE=True)).start() == "new"
     assert json.loads((tmp_path / "r" / "config.json").read_text())["EPOCHS"] == 3
 
 
 def test_run_status_resume_and_finished(tmp_path):
     run = Run(_cfg(tmp_path))
-    run.prepare()
+    run.start()
     atomic_save({"x": 1}, run.last)
-    assert Run(_cfg(tmp_path)).prepare() == "resume"
+    assert Run(_cfg(tmp_path)).start() == "resume"
     run.save_results({"miou": float("nan")})
-    assert Run(_cfg(tmp_path)).prepare() == "finished"
+    assert Run(_cfg(tmp_path)).start() == "finished"
     assert json.loads(run.results_path.read_text())["miou"] is None  # NaN written as null
 
 
@@ -159,10 +160,7 @@ class TinySeg(nn.Module):
         return [{"params": list(self.parameters()), "lr_mult": 1.0, "name": "all"}]
 
 
-def _trainer(model, loss_fn=None) -> Trainer:
-    env = Env(device=torch.device("cpu"), amp_dtype=None, channels_last=False)
-    return Trainer(model=model, optimizer=make_optimizer("sgd", model.param_groups(), 0.1),
-                   loss_fn=loss_fn or build_seg_loss("ce"), env=env, base_lr=0.1, max_iter=10)
+CPU = Env(device=torch.device("cpu"), amp_dtype=None, channels_last=False)
 
 
 def _batch():
@@ -173,24 +171,30 @@ def _batch():
     return images, labels
 
 
-def test_seg_step_updates_weights_and_sets_poly_lr():
+def test_train_iteration_updates_weights_and_logs_the_losses():
     model = TinySeg()
-    tr = _trainer(model)
+    optimizer = make_optimizer("sgd", model.param_groups(), 0.1)
     w0 = model.conv.weight.detach().clone()
-    logs = seg_step(tr, _batch())
+    logs = train_iteration(model, optimizer, SegLosses(build_seg_loss("ce")), _batch(), CPU)
     assert not torch.equal(w0, model.conv.weight)
-    assert logs["lr"] == pytest.approx(0.1) and logs["loss"] > 0
-    tr.global_it = 5
-    assert seg_step(tr, _batch())["lr"] == pytest.approx(0.1 * 0.5 ** 0.9)
+    assert set(logs) == {"loss", "loss_seg"} and logs["loss"] == logs["loss_seg"] > 0
 
 
 def test_nan_loss_stops_with_iteration_named():
     model = TinySeg()
-    tr = _trainer(model, loss_fn=lambda out, y: out.sum() * float("nan"))
-    tr.global_it = 6
+    optimizer = make_optimizer("sgd", model.param_groups(), 0.1)
+    nan_loss = SegLosses(lambda out, y: out.sum() * float("nan"))
+    with pytest.raises(NonFiniteLoss):
+        train_iteration(model, optimizer, nan_loss, _batch(), CPU)
+    state = TrainState(CPU, model=model, optimizer=optimizer)
+    state.global_it = 6
+    images, labels = _batch()
+    loader = make_loader(torch.utils.data.TensorDataset(images, labels), 2, train=True, seed=0,
+                         device=torch.device("cpu"), num_workers=0)
     w0 = model.conv.weight.detach().clone()
     with pytest.raises(TrainingError, match="iteration 7"):
-        seg_step(tr, _batch())
+        train_one_epoch(state, lambda batch, it: train_iteration(model, optimizer, nan_loss, batch, CPU), loader, 0,
+                        progress=False)
     assert torch.equal(w0, model.conv.weight)  # nothing was stepped with the bad loss
 
 

@@ -45,7 +45,7 @@ def test_fast_path_matches_plain(name, tiny_world):
     model = _randomise_batchnorm(MODELS[name]())
     x = _world_image(tiny_world)
     n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    quick = fast.inference_model(model, torch.device("cpu"), channels_last=True, fold_bn=True)
+    quick = fast.inference_model(model, torch.device("cpu"), channels_last=True)
     assert quick.folded_batchnorms == n_bn  # every BatchNorm in both models follows a convolution
     assert not any(isinstance(m, nn.BatchNorm2d) for m in quick.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()), "the original must be left untouched"
@@ -107,6 +107,17 @@ def test_compile_failure_falls_back_with_a_warning(monkeypatch):
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once, then quietly on the fallback
         assert torch.allclose(quick(x), out)
+
+
+def test_fp32_autocast_leaves_an_outer_autocast_alone():
+    from utils.device import autocast
+
+    cpu = torch.device("cpu")
+    with autocast(cpu, torch.bfloat16):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        with fast.inference_context(cpu, None):
+            assert torch.is_autocast_enabled("cpu")
+    assert not torch.is_autocast_enabled("cpu")
 
 
 def test_compile_setting_is_validated():

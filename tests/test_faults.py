@@ -7,6 +7,7 @@ the test that proves it (this file or another).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shlex
@@ -27,6 +28,7 @@ from datasets import GTA5, Cityscapes
 from utils.checkpoint import atomic_save, previous_path
 from utils.config import Config, run_main
 from utils.errors import ConfigError, DatasetError
+from utils.losses import SegLosses
 from utils.runs import Run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,9 +180,15 @@ def test_bad_init_from_is_one_clear_message(tiny_world, tmp_path, capsys, bad_ch
     assert not (tmp_path / RUN / "results.json").exists()
 
 
+def test_eval_only_without_a_checkpoint_says_what_to_pass(tiny_world, tmp_path, capsys):
+    err = user_error(tiny_args(tiny_world, tmp_path, "--EVAL_ONLY=true"), capsys)
+    assert "EVAL_ONLY=true without INIT_FROM" in err and str(tmp_path / RUN / "best.pt") in err
+    assert "--INIT_FROM=" in err and not (tmp_path / RUN).exists()
+
+
 def _cfg(tmp_path: Path, **kw) -> Config:
     base = dict(RUNS_DIR=str(tmp_path), RUN_NAME="r", EPOCHS=2, LR=0.1, OVERWRITE=False, SEED=0,
-                CHECKPOINT_MINUTES=10.0)
+                CHECKPOINT_MINUTES=10.0, EVAL_ONLY=False, INIT_FROM=None)
     base.update(kw)
     return Config(base)
 
@@ -188,17 +196,17 @@ def _cfg(tmp_path: Path, **kw) -> Config:
 def test_checkpoint_of_another_config_is_refused_even_without_config_json(tmp_path: Path) -> None:
     """An older run folder holding only its checkpoint: the checkpoint's own config is compared."""
     run = Run(_cfg(tmp_path))
-    run.prepare()
+    run.start()
     atomic_save({"config": run.config, "trainer": {}}, run.last)
     run.config_path.unlink()
     with pytest.raises(ConfigError) as err:
-        Run(_cfg(tmp_path, EPOCHS=3, LR=0.2)).prepare()
+        Run(_cfg(tmp_path, EPOCHS=3, LR=0.2)).start()
     msg = str(err.value)
     assert "EPOCHS: 2 -> 3" in msg and "LR: 0.1 -> 0.2" in msg and str(run.last) in msg
     assert "--OVERWRITE=true" in msg and run.last.is_file()
-    assert Run(_cfg(tmp_path)).prepare() == "resume"  # same config: resumed, and config.json written again
+    assert Run(_cfg(tmp_path)).start() == "resume"  # same config: resumed, and config.json written again
     assert run.config_path.is_file()
-    assert Run(_cfg(tmp_path, EPOCHS=3, OVERWRITE=True)).prepare() == "new"
+    assert Run(_cfg(tmp_path, EPOCHS=3, OVERWRITE=True)).start() == "new"
     assert not run.last.exists()
 
 
@@ -288,28 +296,29 @@ def test_signal_during_evaluation_saves_and_prints_the_resume_command(tiny_world
 
 def _interrupt_at(monkeypatch, global_it: int) -> None:
     """SIGTERM to this process during iteration ``global_it + 1`` of the next step-script run."""
-    import utils.experiment
+    import utils.engine
 
-    real = utils.experiment.seg_step
+    real = utils.engine.train_iteration
+    calls = itertools.count()
 
-    def step(tr, batch):
-        if tr.global_it == global_it:
+    def iteration(*args, **kwargs):
+        if next(calls) == global_it:
             os.kill(os.getpid(), signal.SIGTERM)
-        return real(tr, batch)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(utils.experiment, "seg_step", step)
+    monkeypatch.setattr(utils.engine, "train_iteration", iteration)
 
 
 def test_truncated_last_pt_falls_back_to_the_previous_or_names_the_file(tiny_world, tmp_path, capsys, monkeypatch):
-    import utils.experiment
+    import utils.engine
 
-    real_step = utils.experiment.seg_step
+    real_iteration = utils.engine.train_iteration
     args = tiny_args(tiny_world, tmp_path, *LONGER, "--CHECKPOINT_MINUTES=0.00001")  # a checkpoint per iteration
     _interrupt_at(monkeypatch, 2)
     with pytest.raises(SystemExit) as exit_:
         step2b(args)
     assert exit_.value.code == 143
-    monkeypatch.setattr(utils.experiment, "seg_step", real_step)
+    monkeypatch.setattr(utils.engine, "train_iteration", real_iteration)
     last = tmp_path / RUN / "last.pt"
     prev = previous_path(last)
     assert torch.load(prev, weights_only=True)["trainer"]["global_it"] == 2  # the one before the signal's
@@ -330,16 +339,17 @@ def test_truncated_last_pt_falls_back_to_the_previous_or_names_the_file(tiny_wor
 
 def test_nan_loss_stops_the_script_naming_the_iteration_and_keeps_the_checkpoint(tiny_world, tmp_path, capsys,
                                                                                   monkeypatch):
-    import utils.experiment
+    import utils.engine
 
-    real = utils.experiment.seg_step
+    real = utils.engine.train_iteration
+    calls = itertools.count()
 
-    def diverging(tr, batch):
-        if tr.global_it == 2:
-            tr.loss_fn = lambda out, y: out.float().sum() * float("nan")
-        return real(tr, batch)
+    def diverging(model, optimizer, seg_loss, batch, env):
+        if next(calls) == 2:
+            seg_loss = SegLosses(lambda out, y: out.float().sum() * float("nan"))
+        return real(model, optimizer, seg_loss, batch, env)
 
-    monkeypatch.setattr(utils.experiment, "seg_step", diverging)
+    monkeypatch.setattr(utils.engine, "train_iteration", diverging)
     err = user_error(tiny_args(tiny_world, tmp_path, *LONGER, "--CHECKPOINT_MINUTES=0.00001"), capsys)
     assert "loss became" in err and "nan" in err and "at iteration 3" in err and "learning rate" in err
     last = torch.load(tmp_path / RUN / "last.pt", weights_only=True)
@@ -348,12 +358,12 @@ def test_nan_loss_stops_the_script_naming_the_iteration_and_keeps_the_checkpoint
 
 
 def test_out_of_memory_in_training_suggests_a_smaller_batch_or_crop(tiny_world, tmp_path, capsys, monkeypatch):
-    import utils.experiment
+    import utils.engine
 
-    def oom(tr, batch):
+    def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
 
-    monkeypatch.setattr(utils.experiment, "seg_step", oom)
+    monkeypatch.setattr(utils.engine, "train_iteration", oom)
     err = user_error(tiny_args(tiny_world, tmp_path), capsys)
     assert "out of GPU memory at iteration 1" in err and "(batch 6 at (32, 64))" in err
     assert "--BATCH_SIZE" in err and "crop" in err
@@ -429,24 +439,24 @@ def test_output_folder_of_another_experiment_is_never_overwritten(tiny_world, tm
 def test_variant_runs_refuse_a_folder_of_another_experiment(tmp_path: Path) -> None:
     """RUN_NAME of a multi-variant step pointing at another step's run, or at variants of another config."""
     single = Run(_cfg(tmp_path, STEP_KEY="2b"))
-    single.prepare()
+    single.start()
     with pytest.raises(ConfigError, match=r"holds runs of another experiment.*config.json") as err:
-        Run(_cfg(tmp_path, STEP_KEY="3"), variant="none", variant_spec={}).prepare()
+        Run(_cfg(tmp_path, STEP_KEY="3"), variant="none", variant_spec={}).start()
     assert "STEP_KEY: '2b' -> '3'" in str(err.value)
     assert single.config_path.is_file()
 
     other = tmp_path / "other"
-    assert Run(_cfg(other), variant="none", variant_spec={}).prepare() == "new"
+    assert Run(_cfg(other), variant="none", variant_spec={}).start() == "new"
     # another variant of the same experiment: welcome
-    assert Run(_cfg(other, VARIANTS=["flip"]), variant="flip", variant_spec={"hflip": 0.5}).prepare() == "new"
+    assert Run(_cfg(other, VARIANTS=["flip"]), variant="flip", variant_spec={"hflip": 0.5}).start() == "new"
     # a variant of the same name with another config: the variants beside it would mix two configs
     with pytest.raises(ConfigError, match=r"EPOCHS: 2 -> 5"):
-        Run(_cfg(other, EPOCHS=5), variant="blur", variant_spec={"blur": 0.5}).prepare()
+        Run(_cfg(other, EPOCHS=5), variant="blur", variant_spec={"blur": 0.5}).start()
     assert not (other / "blur").exists()
-    assert Run(_cfg(other, EPOCHS=5, OVERWRITE=True), variant="blur", variant_spec={}).prepare() == "new"
+    assert Run(_cfg(other, EPOCHS=5, OVERWRITE=True), variant="blur", variant_spec={}).start() == "new"
     assert sorted(p.name for p in (other / "r").iterdir()) == ["blur"]  # the old config's variants were replaced
 
-    assert Run(_cfg(tmp_path, STEP_KEY="3", OVERWRITE=True), variant="none", variant_spec={}).prepare() == "new"
+    assert Run(_cfg(tmp_path, STEP_KEY="3", OVERWRITE=True), variant="none", variant_spec={}).start() == "new"
     assert not single.config_path.exists()
 
 

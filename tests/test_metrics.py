@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from datasets.labels import CLASS_NAMES
+from utils.classes import CLASS_NAMES
 from utils.metrics import ConfusionMatrix
 
 # 5 classes. Counted (target, pred) pairs: (0,0) (0,1) (1,1) (1,1) (2,1) (0,3).

@@ -14,7 +14,7 @@ import torchvision
 from torch import nn
 
 import models.bisenet
-from models import BiSeNet, DeepLabV2, FCDiscriminator, build_model, check_spec, create_model, get_deeplab_v2
+from models import BiSeNet, DeepLabV2, FCDiscriminator, build_model, check_spec, get_deeplab_v2
 from models._common import CAFFE_NORM, TORCHVISION_NORM
 from utils.errors import CheckpointError, ConfigError
 from utils.ops import resize
@@ -519,12 +519,7 @@ def test_check_spec_names_the_differences(built):
     check_spec(bisenet, copy.deepcopy(bisenet), "ckpt", keys=None)
 
 
-def test_create_model_by_name():
-    assert isinstance(create_model("BiSeNet", num_classes=4), BiSeNet)
-    with pytest.raises(ConfigError, match="bisenet"):
-        create_model("unet")
-    with pytest.raises(ConfigError, match="invalid arguments"):
-        create_model("bisenet", colour="red")
+def test_unknown_architecture_in_a_spec_is_refused():
     with pytest.raises(CheckpointError):
         build_model({"arch": "segformer", "num_classes": 19})
 

@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from datasets.labels import CLASS_NAMES, IGNORE_INDEX, PALETTE
+from utils.classes import CLASS_NAMES, IGNORE_INDEX, PALETTE
+from utils.data import spread_indices
 from utils.engine import Env
 from utils.metrics import ConfusionMatrix
-from utils.plots import (ERROR_RGB, IGNORE_RGB, error_map, plot_confusion_matrix, plot_qualitative, row_normalize,
-                         spread_indices)
+from utils.plots import ERROR_RGB, IGNORE_RGB, error_map, plot_confusion_matrix, plot_qualitative, row_normalize
 
 ROAD, SKY = 0, CLASS_NAMES.index("sky")
 
@@ -55,10 +55,13 @@ def test_plot_confusion_matrix(tmp_path: Path) -> None:
 
 
 def test_spread_indices() -> None:
-    assert spread_indices(500) == [0, 166, 333, 499]
-    assert spread_indices(10, 4) == [0, 3, 6, 9]
-    assert spread_indices(2) == [0, 1]
-    assert spread_indices(0) == []
+    # int(i * n / k) for i < k: the first index is 0, the last need not be n - 1.
+    assert spread_indices(10, 4) == [0, 2, 5, 7]
+    assert spread_indices(500, 4) == [0, 125, 250, 375]
+    assert spread_indices(7, 3) == [0, 2, 4]
+    assert spread_indices(2, 4) == [0, 1]  # k >= n: all of them
+    assert spread_indices(5, 0) == [0, 1, 2, 3, 4]  # k <= 0: all of them
+    assert spread_indices(0, 4) == []
 
 
 def test_error_map() -> None:

@@ -232,6 +232,16 @@ def test_use_prepared_prepares_once_then_reads_it(kind, split, tiny_world, tmp_p
     assert not prepare.use_prepared(native, cache)  # no size: nothing to prepare
 
 
+def test_only_cityscapes_and_gta5_are_prepared(tmp_path):
+    from datasets._base import SegmentationDataset
+
+    class Other(SegmentationDataset):
+        samples = []
+
+    with pytest.raises(ConfigError, match="handles Cityscapes and GTA5 datasets, not Other"):
+        prepare.prepare(Other(SIZE, None), tmp_path / "cache", progress=False)
+
+
 def test_preparing_leaves_the_global_rng_alone(tiny_world, tmp_path):
     """A run that prepares must draw the same random weights as one that finds the set already prepared."""
     torch.manual_seed(123)

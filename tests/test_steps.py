@@ -68,7 +68,7 @@ def test_step3_two_variants_and_summary(tiny_world, tmp_path):
     assert (root / "summary.csv").is_file() and (root / "per_class_iou.png").stat().st_size > 0
 
 
-def test_step4_5_two_variants(tiny_world, tmp_path):
+def test_step4_5_two_variants_then_eval_only(tiny_world, tmp_path):
     from step4_5_adversarial import main
 
     out = main(tiny_args(tiny_world, tmp_path, "--VARIANTS=source_only,adv_focal_adam"))
@@ -81,6 +81,45 @@ def test_step4_5_two_variants(tiny_world, tmp_path):
     with open(root / "adv_focal_adam" / "metrics.csv") as f:
         row = next(csv.DictReader(f))
     assert {"loss_adv", "loss_d", "d_acc_source", "d_acc_target"} <= set(row)
+
+    # EVAL_ONLY without INIT_FROM: each variant evaluates its own best.pt
+    trained = {name: r["miou"] for name, r in out["variants"].items()}
+    assert trained["source_only"] != trained["adv_focal_adam"]  # else the checks below could not tell them apart
+    evaluated = main(tiny_args(tiny_world, tmp_path, "--VARIANTS=source_only,adv_focal_adam", "--EVAL_ONLY=true"))
+    for name, r in evaluated["variants"].items():
+        assert r["miou"] == pytest.approx(trained[name]) and r["evaluated_checkpoint"] == str(root / name / "best.pt")
+        assert (root / name / "eval_best.json").is_file()
+    # with INIT_FROM: every variant evaluates that file, and the summary says so
+    init = root / "source_only" / "best.pt"
+    evaluated = main(tiny_args(tiny_world, tmp_path, "--VARIANTS=source_only,adv_focal_adam", "--EVAL_ONLY=true",
+                               f"--INIT_FROM={init}"))
+    assert {n: r["miou"] for n, r in evaluated["variants"].items()} == pytest.approx(
+        {"source_only": trained["source_only"], "adv_focal_adam": trained["source_only"]})
+    assert f"every variant evaluated INIT_FROM={init}" in (root / "summary.md").read_text()
+
+
+def test_adversarial_training_never_reads_target_labels(tiny_world, tmp_path):
+    """Two adversarial runs whose worlds differ only in the target training labels train identically."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from step4_5_adversarial import main
+
+    other = tmp_path / "world"
+    shutil.copytree(tiny_world, other)
+    labels = sorted((other / "Cityscapes" / "gtFine" / "train").rglob("*_labelIds.png"))
+    assert labels
+    rng = np.random.default_rng(0)
+    for path in labels:
+        with Image.open(path) as im:
+            size = im.size
+        Image.fromarray(rng.integers(0, 34, size[::-1], dtype=np.uint8)).save(path)
+    runs = [main(tiny_args(world, tmp_path / name, "--VARIANTS=adv_ce_sgd"))["variants"]["adv_ce_sgd"]
+            for world, name in ((tiny_world, "a"), (other, "b"))]
+    losses = [[{k: v for k, v in h.items() if k != "img_per_s"} for h in r["history"]] for r in runs]
+    assert runs[0]["miou"] == runs[1]["miou"] and losses[0] == losses[1]
 
 
 def test_rerun_finished_prints_stored_results_and_changed_config_is_refused(tiny_world, tmp_path, capsys):

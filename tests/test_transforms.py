@@ -7,7 +7,7 @@ import torch
 from torchvision import tv_tensors
 
 from datasets import labels
-from datasets.transforms import AUGMENTATIONS, JointResize, RandomScaleCrop, build_augmentation
+from datasets.transforms import AUGMENTATIONS, RandomScaleCrop, build_augmentation
 from utils.errors import ConfigError
 
 H, W = 48, 64
@@ -107,14 +107,6 @@ def test_scale_crop_without_scaling_still_crops_to_size() -> None:
     assert out_label.shape == (16, 16)
     decoded = label_from_colours(out_image)
     assert torch.equal(decoded, out_label)  # scale 1: exact copy of a window
-
-
-def test_joint_resize() -> None:
-    image, label = painted_pair()
-    out_image, out_label = JointResize((24, 32))(image, label)
-    assert out_image.shape == (3, 24, 32) and out_label.shape == (24, 32)
-    assert out_image.dtype == torch.uint8 and out_label.dtype == torch.int64
-    assert torch.equal(out_label, label[::2, ::2])
 
 
 def test_misaligned_inputs_are_refused() -> None:

@@ -1,4 +1,4 @@
-"""Model complexity: parameters, FLOPs (fvcore) and latency, and the table that prints them.
+"""Model complexity: parameters, FLOPs (fvcore) and latency.
 
 fvcore counts one multiply-add as one FLOP, so every figure shown says "FLOPs (fvcore, multiply-adds)".
 Latency is timed with ``time.perf_counter`` around a synchronised device: without ``torch.cuda.synchronize``
@@ -6,7 +6,6 @@ a GPU timing measures the kernel launches, not the work.
 """
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
 from typing import Any, Sequence
@@ -14,12 +13,14 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from utils.device import autocast
+
 FLOPS_HEADER = "FLOPs (fvcore, multiply-adds)"
 
 
-def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (shared tensors once), or only those with ``requires_grad``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (shared tensors once)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def _input_channels(model: nn.Module) -> int:
@@ -43,8 +44,7 @@ def _model_device(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def count_flops(model: nn.Module, size: Sequence[int] = (512, 1024),
-                table: bool = False, max_depth: int = 3) -> float | tuple[float, str]:
+def count_flops(model: nn.Module, size: Sequence[int] = (512, 1024)) -> float:
     """GFLOPs of one eval-mode forward pass at ``size`` (H, W), as fvcore counts them (multiply-adds).
 
     The input is one float image in [0, 1] on the model's device (the count does not depend on the device).
@@ -54,10 +54,8 @@ def count_flops(model: nn.Module, size: Sequence[int] = (512, 1024),
         model: the model; its first convolution's channels decide the input channels when it does not take
             RGB images.
         size: input (H, W).
-        table: also return fvcore's per-module ``flop_count_table``.
-        max_depth: module depth of that table.
     """
-    from fvcore.nn import FlopCountAnalysis, flop_count_table
+    from fvcore.nn import FlopCountAnalysis
 
     was_training = model.training
     model.eval()
@@ -66,10 +64,9 @@ def count_flops(model: nn.Module, size: Sequence[int] = (512, 1024),
         with torch.no_grad():
             analysis = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             gflops = analysis.total() / 1e9
-            text = flop_count_table(analysis, max_depth=max_depth) if table else ""
     finally:
         model.train(was_training)
-    return (gflops, text) if table else gflops
+    return gflops
 
 
 def _synchronize(device: torch.device) -> None:
@@ -123,9 +120,7 @@ def measure_latency(model: nn.Module, size: Sequence[int] = (512, 1024),
         x = _example_input(model, size, batch, device, uint8=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None \
-            else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast(device, amp_dtype):
             for _ in range(warmup):
                 model(x)
             _synchronize(device)
@@ -143,45 +138,3 @@ def measure_latency(model: nn.Module, size: Sequence[int] = (512, 1024),
     return {"latency_ms": mean, "latency_std_ms": statistics.stdev(times) if len(times) > 1 else 0.0,
             "fps": batch * 1000.0 / mean, "runs": len(times), "resolution": [int(size[0]), int(size[1])],
             "batch": batch, "device": str(device), "amp": "off" if amp_dtype is None else str(amp_dtype)}
-
-
-def profile_model(model: nn.Module, name: str, flops_size: Sequence[int] = (512, 1024),
-                  latency_size: Sequence[int] | None = (512, 1024), **latency_kw: Any) -> dict[str, Any]:
-    """One complexity row with results.json's keys: params_m, flops_g, flops_resolution, latency_ms,
-    latency_std_ms, fps, latency_resolution. ``latency_size=None`` skips timing; ``latency_kw`` goes to
-    ``measure_latency`` (device, iters, warmup, batch, amp_dtype, channels_last)."""
-    row: dict[str, Any] = {"model": name, "params_m": count_params(model) / 1e6,
-                           "flops_g": count_flops(model, flops_size),
-                           "flops_resolution": [int(flops_size[0]), int(flops_size[1])]}
-    if latency_size is not None:
-        lat = measure_latency(model, latency_size, **latency_kw)
-        row.update(latency_ms=lat["latency_ms"], latency_std_ms=lat["latency_std_ms"], fps=lat["fps"],
-                   latency_resolution=lat["resolution"])
-    return row
-
-
-def _fmt(value: Any, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def complexity_table(rows: list[dict[str, Any]]) -> str:
-    """A printable table of model, params (M), FLOPs (G, fvcore multiply-adds), latency (ms +- std), FPS.
-
-    Each row is a dict with ``model`` and any of ``params_m`` (or ``params``, a count), ``flops_g``,
-    ``latency_ms``, ``latency_std_ms``, ``fps``; missing values print as "-".
-    """
-    header = ["model", "params (M)", f"G{FLOPS_HEADER}", "latency (ms)", "FPS"]
-    body = []
-    for row in rows:
-        params_m = row.get("params_m")
-        if params_m is None and row.get("params") is not None:
-            params_m = row["params"] / 1e6
-        latency = row.get("latency_ms")
-        lat_text = "-" if latency is None else f"{latency:.2f} +- {row.get('latency_std_ms') or 0.0:.2f}"
-        body.append([str(row.get("model", "?")), _fmt(params_m, ".3f"), _fmt(row.get("flops_g"), ".2f"), lat_text,
-                     _fmt(row.get("fps"), ".1f")])
-    widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in [header] + body]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)

@@ -10,7 +10,7 @@ table and optional ``DEMO`` overrides, then calls ``load_config(globals(), argv)
     CHOICES = {"AMP": ("auto", "bf16", "fp16", "off"), "EVAL_SIZE": ("native",)}
     DEMO = {"EPOCHS": 2, "VARIANTS": "none"}          # --demo overrides
 
-Command line (SPEC 5): ``--KEY=value`` or ``--KEY value`` (key case-insensitive, ``-`` may stand for ``_``),
+Command line: ``--KEY=value`` or ``--KEY value`` (key case-insensitive, ``-`` may stand for ``_``),
 ``--demo``, ``--help``. The value's type comes from the default:
 
 - int (digits only, no "1e3"), float, str;
@@ -27,8 +27,9 @@ default the listed strings are accepted as alternatives to a value of the defaul
 may be ``native``).
 
 After parsing, values that cannot be right are refused by name (a crash hours later is worse): any
-``*_SIZE`` key holds positive sizes (an int of at least 1, or two of them as (H, W)), and the keys in
-``MIN_VALUES`` (epochs, counts, learning rates, ...) are at least their bound.
+``*_SIZE`` key holds positive sizes (an int of at least 1, or two of them as (H, W)), and each key of
+``COMMON_BOUNDS`` and of the script's own ``BOUNDS`` table (``{"LR": 0, "EVAL_EVERY": 1, ...}``) is at least
+its bound.
 
 ``--demo`` applies the script's ``DEMO`` overrides first, then the user's, and appends ``-demo`` to
 ``RUN_NAME``. ``DEMO`` values written as strings are parsed like command-line values; other Python values
@@ -40,6 +41,7 @@ import argparse
 import copy
 import difflib
 import io
+import math
 import re
 import sys
 import tokenize
@@ -47,25 +49,22 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from utils.device import AMP_CHOICES
 from utils.errors import ConfigError, UserError
+from utils.fast import COMPILE_CHOICES
 
 __all__ = ["Config", "load_config", "config_diff", "run_main", "format_value", "parse_size"]
 
 _KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_RESERVED = ("DEMO", "CHOICES")
+_RESERVED = ("DEMO", "CHOICES", "BOUNDS")
 # Choices every script that has the key shares, so the allowed values live in one place.
-COMMON_CHOICES = {"COMPILE": ("auto", "off", "cudagraph", "default", "max-autotune-no-cudagraphs", "reduce-overhead"),
-                  "AMP": ("auto", "bf16", "fp16", "off")}
+COMMON_CHOICES = {"COMPILE": COMPILE_CHOICES, "AMP": AMP_CHOICES}
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 _INT_RE = re.compile(r"^[+-]?\d+(_\d+)*$")
 DEMO_SUFFIX = "-demo"
-# Lower bounds of the keys a script has: counts of at least 1; amounts, rates and weights of at least 0.
-MIN_VALUES: dict[str, float] = {
-    "EPOCHS": 1, "EVAL_EVERY": 1, "NUM_CLASSES": 1, "LATENCY_ITERS": 1, "TRAIN_IMAGES": 0, "VAL_IMAGES": 0,
-    "CHECKPOINT_MINUTES": 0, "LR": 0, "ADAM_LR": 0, "DISC_LR": 0, "WEIGHT_DECAY": 0, "MOMENTUM": 0,
-    "AUX_WEIGHT": 0, "FOCAL_GAMMA": 0, "LAMBDA_ADV": 0, "GTA5_VAL_FRACTION": 0,
-}
+# Lower bounds of keys every script has; a script adds its own in ``BOUNDS``, beside its constants.
+COMMON_BOUNDS: dict[str, float] = {"EPOCHS": 1, "LATENCY_ITERS": 1, "CHECKPOINT_MINUTES": 0}
 
 
 class Config(dict):
@@ -97,16 +96,20 @@ class Config(dict):
     def to_jsonable(self) -> dict:
         """Plain lists, dicts, str, int, float, bool and None only: fit for results.json and for a checkpoint
         that ``torch.load(weights_only=True)`` reads."""
-        return _jsonable(dict(self))
+        return to_json(dict(self))
 
 
-def _jsonable(v: Any) -> Any:
-    if v is None or isinstance(v, (bool, int, float, str)):
+def to_json(v: Any) -> Any:
+    """A copy of ``v`` made of what JSON holds: dicts with str keys, lists (from tuples too), str, int, bool,
+    None, finite floats (NaN and inf become None, as results.json writes them); anything else as its str."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if v is None or isinstance(v, (bool, int, str)):
         return v
     if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): to_json(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [to_json(x) for x in v]
     return str(v)
 
 
@@ -116,7 +119,7 @@ def config_diff(a: Mapping[str, Any], b: Mapping[str, Any], ignore: Iterable[str
     Values are compared in their JSON form, so a tuple equals the list it was saved as.
     """
     ignore = set(ignore)
-    a, b = _jsonable(dict(a)), _jsonable(dict(b))
+    a, b = to_json(dict(a)), to_json(dict(b))
     out = []
     for key in list(a) + [k for k in b if k not in a]:
         if key in ignore:
@@ -401,9 +404,13 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     choices = {k: tuple(v) for k, v in COMMON_CHOICES.items() if k in defaults}
     choices.update({k: tuple(v) for k, v in (namespace.get("CHOICES") or {}).items()})
     demo_overrides = dict(namespace.get("DEMO") or {})
+    bounds = {k: v for k, v in COMMON_BOUNDS.items() if k in defaults}
+    bounds.update(namespace.get("BOUNDS") or {})
     parser = _Parser(defaults, choices)
     for k in choices:
         parser.resolve_key(k, f"CHOICES[{k!r}]")
+    for k in bounds:
+        parser.resolve_key(k, f"BOUNDS[{k!r}]")
 
     if any(a in ("-h", "--help") for a in argv):
         script = script or namespace.get("__file__")
@@ -450,14 +457,14 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
         where = next((w for k, _, w in reversed(user) if k == key), None)
         if where is None:
             where = f"DEMO[{key!r}]" if demo and key in demo_overrides else key
-        _check_bounds(key, value, where)
+        _check_bounds(key, value, where, bounds)
     if demo and isinstance(values.get("RUN_NAME"), str) and not values["RUN_NAME"].endswith(DEMO_SUFFIX):
         values["RUN_NAME"] += DEMO_SUFFIX
     return Config(values, demo=demo, overrides=overrides)
 
 
-def _check_bounds(key: str, value: Any, where: str) -> None:
-    """ConfigError for a size that is not positive or a value below its ``MIN_VALUES`` bound."""
+def _check_bounds(key: str, value: Any, where: str, bounds: Mapping[str, float]) -> None:
+    """ConfigError for a size that is not positive or a value below its bound."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return
     if key.endswith("_SIZE") and isinstance(value, (list, tuple)):
@@ -466,7 +473,7 @@ def _check_bounds(key: str, value: Any, where: str) -> None:
             raise ConfigError(f"{where}: {key} must be two positive integers H,W (e.g. --{key}=512,1024), "
                               f"got {format_value(value)}.")
         return
-    bound = 1 if key.endswith("_SIZE") else MIN_VALUES.get(key)
+    bound = 1 if key.endswith("_SIZE") else bounds.get(key)
     if bound is not None and isinstance(value, (int, float)) and not value >= bound:
         raise ConfigError(f"{where}: {key} must be at least {bound}, got {format_value(value)}.")
 

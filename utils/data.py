@@ -8,19 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-# Worlds a step script can ask for with --demo; "tiny" is what the tests train on.
-WORLD_PRESETS: dict[str, dict] = {
-    "default": {},
-    "tiny": dict(seed=0, n_source=16, n_train=12, n_val=8, source_size=(64, 128), target_size=(64, 128)),
-}
+from utils.errors import ConfigError
 
 
 def sample_seed(seed: int, epoch: int, index: int, stream: int = 0) -> int:
@@ -81,12 +74,17 @@ class SeededDataset(Dataset):
             torch.set_rng_state(state)
 
 
+def spare_cores(processes: int = 1) -> int:
+    """Cores left to decode images (at most 8) when each of ``processes`` keeps one for itself."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cpus // processes - 1))
+
+
 def default_workers(device: torch.device) -> int:
     """A GPU wants every spare core decoding; on a CPU the workers would compete with the model for cores."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if device.type == "cuda":
-        world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        return max(1, min(8, cpus // world - 1))
+        return max(1, spare_cores(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return 1 if cpus >= 4 else 0
 
 
@@ -113,8 +111,14 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, seed: int, de
                 num_workers: int = -1, rank: int = 0, world: int = 1, stream: int = 0) -> DataLoader:
     """A loader over ``dataset`` driven by an :class:`EpochSampler` (reach it as ``loader.sampler``).
 
-    Training drops the last incomplete batch (BiSeNet's BatchNorm over a 1x1 pooled map needs at least 2).
+    Training drops the last incomplete batch (BiSeNet's BatchNorm over a 1x1 pooled map needs at least 2), so a
+    training set smaller than one batch (per process under torchrun) is refused here, before anything runs.
     """
+    shard = len(dataset) // world
+    if train and (batch_size < 1 or shard < batch_size):
+        per = f" ({shard} per process, {world} processes)" if world > 1 else ""
+        raise ConfigError(f"BATCH_SIZE={batch_size} but the training set has {len(dataset)} images{per}: "
+                          "use a batch between 1 and the number of images (2 or more for BiSeNet).")
     workers = default_workers(device) if num_workers < 0 else num_workers
     sampler = EpochSampler(len(dataset), seed, shuffle=train, rank=rank, world=world, stream=stream)
     return StoppingLoader(
@@ -124,73 +128,39 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, seed: int, de
     )
 
 
-def batch_stream(loader: DataLoader, start: int = 0) -> Iterator:
-    """An endless stream of batches, epoch after epoch, starting at the ``start``-th batch overall.
+class BatchStream:
+    """Batches of ``loader`` epoch after epoch, for a second domain whose length differs from the one the loop
+    iterates over (the unlabelled target domain of adversarial training).
 
-    Used for the unlabelled target domain in adversarial training, whose length differs from the source's.
+    ``batch(it)`` returns the ``it``-th batch overall: the first call starts the stream there (so a resumed
+    run continues it where the interrupted one was), later calls take the next batch.
     """
-    loader.sampler.set_epoch(0, 0)
-    per_epoch = len(loader)
-    if per_epoch == 0:
-        return
-    epoch, pos = divmod(start, per_epoch)
-    while True:
-        loader.sampler.set_epoch(epoch, pos * loader.batch_size)
-        yield from loader
-        epoch, pos = epoch + 1, 0
 
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader = loader
+        self._batches: Iterator | None = None
 
-def demo_world(synthetic_dir: str, preset: str = "default") -> Path:
-    """The synthetic world for --demo: generated on first use and whenever the preset asks for another."""
-    from datasets.synthetic import ensure_world
-    from utils.distributed import main_first
+    def batch(self, it: int):
+        if self._batches is None:
+            self._batches = self._stream(start=it)
+        return next(self._batches)
 
-    root = Path(synthetic_dir)
-    if not root.is_absolute():
-        root = REPO_ROOT / root
-    if preset not in WORLD_PRESETS:
-        from utils.errors import ConfigError
-        raise ConfigError(f"SYNTHETIC_WORLD must be one of {sorted(WORLD_PRESETS)}, got {preset!r}")
-    with main_first():  # under torchrun rank 0 generates it; the others then find it
-        return Path(ensure_world(root, **WORLD_PRESETS[preset]))
-
-
-def dataset_root(cfg, key: str, domain: str) -> tuple[Path, bool]:
-    """The root of ``domain`` ("Cityscapes" or "GTA5"): the configured ``cfg[key]``, or with --demo the
-    synthetic world's copy of it. Returns (root, synthetic)."""
-    if getattr(cfg, "demo", False):
-        from utils import distributed
-        from utils.device import resolve_device
-
-        distributed.init(resolve_device(cfg.DEVICE))  # the processes wait for rank 0's world
-        return demo_world(cfg.SYNTHETIC_DIR, cfg.SYNTHETIC_WORLD) / domain, True
-    return Path(cfg[key]), False
-
-
-def pretrained_arg(value: str | bool) -> bool | str:
-    """A PRETRAINED constant as the model constructors take it: False, True (torchvision ImageNet) or a path.
-
-    A bare file name is looked up in the current directory, then in the repository's ``weights/`` folder.
-    """
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip()
-    if text.lower() in ("", "none", "false", "no", "0", "off"):
-        return False
-    if text.lower() in ("true", "imagenet", "torchvision", "yes", "1"):
-        return True
-    path = Path(text)
-    if not path.is_absolute() and not path.exists() and (REPO_ROOT / "weights" / path).exists():
-        return str(REPO_ROOT / "weights" / path)
-    return text
+    def _stream(self, start: int) -> Iterator:
+        self.loader.sampler.set_epoch(0, 0)
+        per_epoch = len(self.loader)
+        epoch, pos = divmod(start, per_epoch)
+        while True:
+            self.loader.sampler.set_epoch(epoch, pos * self.loader.batch_size)
+            yield from self.loader
+            epoch, pos = epoch + 1, 0
 
 
 def spread_indices(n: int, k: int) -> list[int]:
     """``k`` indices spread evenly over ``range(n)``, the first one 0; all of them when ``k <= 0`` or ``k >= n``."""
     if k <= 0 or k >= n:
         return list(range(n))
-    step = n / k
-    return [int(i * step) for i in range(k)]
+    stride = n / k
+    return [int(i * stride) for i in range(k)]
 
 
 def limit(dataset: Dataset, n: int) -> Dataset:

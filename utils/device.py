@@ -1,12 +1,20 @@
-"""Device and mixed-precision policy (SPEC 5): one place decides what "auto" means."""
+"""Device and mixed-precision policy: one place decides what "auto" means, so training, evaluation, latency
+and ``predict.py`` never disagree about it.
+
+DEVICE=auto is the GPU when PyTorch sees one, else the CPU. AMP=auto is bf16 on GPUs of compute capability
+8.0+, fp16 (with a GradScaler) on older GPUs, bf16 on CPUs that run it natively, and fp32 everywhere else.
+"""
 from __future__ import annotations
 
+import contextlib
 import functools
 import platform
 
 import torch
 
 from utils.errors import ConfigError
+
+AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -40,7 +48,7 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for AMP in {"auto", "bf16", "fp16", "off"} on ``device``; None means fp32.
+    """The autocast dtype for ``amp`` (one of ``AMP_CHOICES``) on ``device``; None means fp32.
 
     auto: bf16 on CUDA >= 8.0, fp16 (with a GradScaler) on older GPUs, bf16 on CPUs with native bf16,
     fp32 otherwise. ``torch.cuda.is_bf16_supported()`` is not used: it also says yes when bf16 is emulated.
@@ -60,6 +68,16 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
         major, _ = torch.cuda.get_device_capability(device)
         return torch.bfloat16 if major >= 8 else torch.float16
     return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device``, or, for None (fp32), a context that does nothing.
+
+    Not ``torch.autocast(enabled=False)``: that would also switch off an autocast the caller has opened.
+    """
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def amp_name(dtype: torch.dtype | None) -> str:

@@ -139,7 +139,7 @@ def wrap(model: nn.Module, device: torch.device, find_unused_parameters: bool = 
 
     Args:
         find_unused_parameters: True when a backward pass does not reach every parameter (the adversarial
-            step's target pass leaves BiSeNet's auxiliary heads out).
+            iteration's target pass leaves BiSeNet's auxiliary heads out).
     """
     if world() <= 1:
         return model

@@ -1,40 +1,47 @@
-"""The one training and evaluation engine, shared by every step script.
+"""The generic training loop, shared by every step script.
 
-Small pieces, torchvision-references style: :func:`seg_step` and :func:`adversarial_step` (one iteration),
+A step script builds its datasets, model, optimizer(s) and loss, and writes the iteration it trains with as a
+function ``iteration(batch, it) -> logs``. This module runs it, torchvision-references style, in small pieces:
 :func:`train_one_epoch`, :func:`evaluate`, and :func:`fit`, which adds evaluation, checkpoints, resume and
-signal handling around them.
+signal handling around them. :func:`train_iteration` is the supervised iteration most scripts hand over.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from utils import distributed
-from utils.checkpoint import atomic_save, rng_state, set_rng_state
-from utils.device import amp_name, device_name, resolve_amp, resolve_device
+from utils.checkpoint import atomic_save, load_resumable, rng_state, set_rng_state
+from utils.data import make_loader
+from utils.device import amp_name, autocast, device_name, resolve_amp, resolve_device
 from utils.errors import ConfigError, UserError
 from utils.fast import CHANNELS_LAST
 from utils.metrics import ConfusionMatrix
 from utils.ops import resize
 from utils.runs import MetricsCSV, Run
-from utils.schedule import set_poly_lr
 
-SOURCE_LABEL, TARGET_LABEL = 0.0, 1.0  # discriminator targets, as AdaptSegNet
+Iteration = Callable[[Any, int], dict]  # (batch, global iteration index) -> logged values
 
 
 class TrainingError(UserError):
     """Training cannot go on (a diverged loss, out of memory); the message says what to change."""
+
+
+class NonFiniteLoss(ArithmeticError):
+    """A loss became NaN or infinite; ``values`` holds every loss of that iteration."""
+
+    def __init__(self, values: dict[str, float]) -> None:
+        super().__init__(", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v)))
+        self.values = values
 
 
 class Interrupted(SystemExit):
@@ -44,23 +51,22 @@ class Interrupted(SystemExit):
 # ----------------------------------------------------------------------------------------------- setup
 @dataclass
 class Env:
-    """Where and how tensors are computed: device, autocast dtype (None = fp32) and memory format, and
-    this process's place among those torchrun started (rank 0 of 1 without torchrun)."""
+    """Where and how tensors are computed: device, autocast dtype (None = fp32), memory format, the fp16
+    gradient scaler, and this process's place among those torchrun started (rank 0 of 1 without torchrun)."""
 
     device: torch.device
     amp_dtype: torch.dtype | None
     channels_last: bool
     rank: int = 0
     world: int = 1
+    scaler: torch.amp.GradScaler | None = None
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
     def autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     def images(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 batches travel as uint8 (4x less than float) and are normalised by the model on device."""
@@ -68,6 +74,36 @@ class Env:
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
+
+    def labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels.to(self.device, non_blocking=True)
+
+    def loader(self, dataset, batch_size: int, *, train: bool, seed: int, num_workers: int = -1,
+               stream: int = 0) -> torch.utils.data.DataLoader:
+        """This process's loader over ``dataset`` (``utils.data.make_loader``: its shard under torchrun)."""
+        return make_loader(dataset, batch_size, train=train, seed=seed, device=self.device,
+                           num_workers=num_workers, rank=self.rank, world=self.world, stream=stream)
+
+    def place(self, model: nn.Module, find_unused_parameters: bool = False,
+              channels_last: bool | None = None) -> nn.Module:
+        """``model`` moved to the device, in the training memory format unless ``channels_last`` says otherwise;
+        under torchrun, wrapped for DDP (whose parameters are the model's: an optimizer may take either)."""
+        model.to(self.device)
+        if self.channels_last if channels_last is None else channels_last:
+            model.to(memory_format=torch.channels_last)
+        return distributed.wrap(model, self.device, find_unused_parameters=find_unused_parameters)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def optimizer_step(self, *optimizers: torch.optim.Optimizer) -> None:
+        for opt in optimizers:
+            if self.scaler is not None:
+                self.scaler.step(opt)
+            else:
+                opt.step()
+        if self.scaler is not None:
+            self.scaler.update()
 
     def describe(self) -> dict:
         return {"device": device_name(self.device), "amp": amp_name(self.amp_dtype),
@@ -80,25 +116,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup_env(cfg) -> Env:
-    """Device, AMP policy (SPEC 5), seeds, and the CUDA speed settings, from a step script's config.
+def setup_env(device: str = "auto", amp: str = "auto", deterministic: bool = False) -> Env:
+    """Device, mixed-precision policy and the CUDA speed settings; under torchrun, joins the process group
+    (each process then computes on its own GPU).
 
-    Under torchrun, also joins the process group; each process then computes on its own GPU.
+    Args:
+        device: "auto", "cpu", "cuda" or "cuda:N".
+        amp: "auto", "bf16", "fp16" or "off".
+        deterministic: deterministic algorithms (slower; warn-only on CUDA).
     """
-    device = distributed.init(resolve_device(cfg.DEVICE))
-    amp_dtype = resolve_amp(cfg.AMP, device)
-    seed_everything(cfg.SEED)
-    deterministic = bool(cfg.get("DETERMINISTIC", False))
+    device_ = distributed.init(resolve_device(device))
+    amp_dtype = resolve_amp(amp, device_)
     if deterministic:
         # warn_only: adaptive pooling, bilinear backward and NLL loss have no deterministic CUDA kernel.
         torch.use_deterministic_algorithms(True, warn_only=True)
-    if device.type == "cuda":
+    if device_.type == "cuda":
         torch.backends.cudnn.benchmark = not deterministic
         torch.backends.cudnn.deterministic = deterministic
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    return Env(device=device, amp_dtype=amp_dtype, channels_last=CHANNELS_LAST[device.type],
-               rank=distributed.rank(), world=distributed.world())
+    scaler = torch.amp.GradScaler(device_.type) if amp_dtype == torch.float16 else None
+    return Env(device=device_, amp_dtype=amp_dtype, channels_last=CHANNELS_LAST[device_.type],
+               rank=distributed.rank(), world=distributed.world(), scaler=scaler)
 
 
 def make_optimizer(name: str, param_groups: list[dict], lr: float, momentum: float = 0.9,
@@ -107,8 +146,7 @@ def make_optimizer(name: str, param_groups: list[dict], lr: float, momentum: flo
     groups = [dict(g, lr=lr * g.get("lr_mult", 1.0)) for g in param_groups]
     for g in groups:
         g["params"] = list(g["params"])
-    # One fused kernel per step instead of a loop over tensors, same update rule: BiSeNet's Adam step on a
-    # 2-core CPU falls from 46.5 to 13.2 ms (benchmark.py), a tenth of a demo iteration saved.
+    # One fused kernel per optimizer step instead of a loop over tensors, same update rule (docs/benchmarks/).
     fused = _fusable(p for g in groups for p in g["params"])
     name = name.lower()
     if name == "sgd":
@@ -126,161 +164,75 @@ def _fusable(params) -> bool | None:
 
 
 # ----------------------------------------------------------------------------------------- one iteration
-@dataclass
-class Trainer:
-    """Everything one training iteration touches, and what a checkpoint must hold to resume it.
-
-    Under torchrun ``model`` and ``discriminator`` are DistributedDataParallel wrappers; checkpoints hold the
-    modules inside, so they load into single-process runs and back.
-    """
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    loss_fn: nn.Module
-    env: Env
-    base_lr: float
-    max_iter: int
-    aux_weight: float = 1.0
-    scaler: torch.amp.GradScaler | None = None
-    discriminator: nn.Module | None = None
-    disc_optimizer: torch.optim.Optimizer | None = None
-    disc_base_lr: float = 0.0
-    lambda_adv: float = 0.0
-    target_batches: Any = None  # endless iterator of target batches (labels unused)
-    global_it: int = 0
-    extra_state: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.scaler is None and self.env.amp_dtype == torch.float16:
-            self.scaler = torch.amp.GradScaler(self.env.device.type)
-
-    def state_dict(self) -> dict:
-        state = {"model": distributed.unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "global_it": self.global_it}
-        if self.scaler is not None:
-            state["scaler"] = self.scaler.state_dict()
-        if self.discriminator is not None:
-            state["discriminator"] = distributed.unwrap(self.discriminator).state_dict()
-            state["disc_optimizer"] = self.disc_optimizer.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        distributed.unwrap(self.model).load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.global_it = int(state["global_it"])
-        if self.scaler is not None and "scaler" in state:
-            self.scaler.load_state_dict(state["scaler"])
-        if self.discriminator is not None:
-            distributed.unwrap(self.discriminator).load_state_dict(state["discriminator"])
-            self.disc_optimizer.load_state_dict(state["disc_optimizer"])
-
-
-def _backward(tr: Trainer, loss: torch.Tensor) -> None:
-    (tr.scaler.scale(loss) if tr.scaler is not None else loss).backward()
-
-
-def _step(tr: Trainer, *optimizers: torch.optim.Optimizer) -> None:
-    for opt in optimizers:
-        if tr.scaler is not None:
-            tr.scaler.step(opt)
-        else:
-            opt.step()
-    if tr.scaler is not None:
-        tr.scaler.update()
-
-
-def _seg_losses(tr: Trainer, outputs, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-    main, *aux = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-    losses = {"loss_seg": tr.loss_fn(main.float(), labels)}
-    for name, out in zip(("loss_aux16", "loss_aux32"), aux):
-        if out is not None:
-            losses[name] = tr.aux_weight * tr.loss_fn(out.float(), labels)
-    return losses
-
-
-def _check_finite(tr: Trainer, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+def check_finite(losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The losses as floats; :class:`NonFiniteLoss` when one is NaN or infinite (the loop names the iteration)."""
     values = {k: float(v.detach()) for k, v in losses.items()}
-    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
-    if bad:
-        raise TrainingError(
-            f"loss became {', '.join(f'{k}={v}' for k, v in bad.items())} at iteration {tr.global_it + 1}; "
-            "training stopped and the last good checkpoint was kept. Lower the learning rate, "
-            "or try --AMP=off.")
+    if not all(math.isfinite(v) for v in values.values()):
+        raise NonFiniteLoss(values)
     return values
 
 
-def seg_step(tr: Trainer, batch) -> dict[str, float]:
-    """One supervised iteration: poly LR, forward (main + auxiliary heads), backward, optimizer step."""
-    images, labels = batch
-    lr = set_poly_lr(tr.optimizer, tr.base_lr, tr.global_it, tr.max_iter)
-    images, labels = tr.env.images(images), labels.to(tr.env.device, non_blocking=True)
-    tr.model.train()
-    with tr.env.autocast():
-        losses = _seg_losses(tr, tr.model(images), labels)
-    total = sum(losses.values())
-    values = _check_finite(tr, losses)
-    tr.optimizer.zero_grad(set_to_none=True)
-    _backward(tr, total)
-    _step(tr, tr.optimizer)
-    return {"loss": sum(values.values()), **values, "lr": lr}
+def train_iteration(model: nn.Module, optimizer: torch.optim.Optimizer, seg_loss: Callable, batch,
+                    env: Env) -> dict[str, float]:
+    """One supervised iteration: forward (main and auxiliary heads), backward, optimizer step.
 
-
-def adversarial_step(tr: Trainer, batch) -> dict[str, float]:
-    """One output-space adversarial iteration (AdaptSegNet, single level).
-
-    (a) segmentation loss on the labelled source batch; (b) on an unlabelled target batch, the frozen
-    discriminator is asked to call the target's softmax output "source", weighted by ``lambda_adv``;
-    (c) the discriminator learns source (0) vs target (1) on detached outputs. Target labels are never read.
+    Args:
+        model: the segmentation network (DDP-wrapped under torchrun).
+        optimizer: its optimizer, learning rate already set for this iteration.
+        seg_loss: ``(outputs, labels) -> {name: loss}`` (``utils.losses.SegLosses``).
+        batch: ``(uint8 images, int64 labels)``.
+        env: device, autocast, gradient scaler.
     """
-    images, labels = batch
-    target_images = next(tr.target_batches)[0]
-    d, d_opt = tr.discriminator, tr.disc_optimizer
-    lr = set_poly_lr(tr.optimizer, tr.base_lr, tr.global_it, tr.max_iter)
-    set_poly_lr(d_opt, tr.disc_base_lr, tr.global_it, tr.max_iter)
-    images, labels = tr.env.images(images), labels.to(tr.env.device, non_blocking=True)
-    target_images = tr.env.images(target_images)
-    tr.model.train()
-    d.train()
-    tr.optimizer.zero_grad(set_to_none=True)
-    d_opt.zero_grad(set_to_none=True)
-
-    # The frozen discriminator is called outside its DDP wrapper: no gradient of its own to synchronise.
-    d_frozen = distributed.unwrap(d)
-    d_frozen.requires_grad_(False)
-    with tr.env.autocast():
-        src_out = tr.model(images)
-        seg = _seg_losses(tr, src_out, labels)
-    seg_values = _check_finite(tr, seg)
-    _backward(tr, sum(seg.values()))
-    with tr.env.autocast():
-        tgt_main = tr.model(target_images)[0]
-        d_tgt = d_frozen(F.softmax(tgt_main.float(), dim=1))
-        adv = F.binary_cross_entropy_with_logits(d_tgt.float(), torch.full_like(d_tgt.float(), SOURCE_LABEL))
-    _backward(tr, tr.lambda_adv * adv)
-
-    d_frozen.requires_grad_(True)
-    src_main = src_out[0] if isinstance(src_out, (tuple, list)) else src_out
-    with tr.env.autocast():
-        d_src = d(F.softmax(src_main.detach().float(), dim=1)).float()
-        d_tgt = d(F.softmax(tgt_main.detach().float(), dim=1)).float()
-        loss_d_src = F.binary_cross_entropy_with_logits(d_src, torch.full_like(d_src, SOURCE_LABEL)) / 2
-        loss_d_tgt = F.binary_cross_entropy_with_logits(d_tgt, torch.full_like(d_tgt, TARGET_LABEL)) / 2
-    d_values = _check_finite(tr, {"loss_adv": adv, "loss_d": loss_d_src + loss_d_tgt})
-    _backward(tr, loss_d_src + loss_d_tgt)
-    _step(tr, tr.optimizer, d_opt)
-    with torch.no_grad():
-        acc_src = float((d_src < 0).float().mean()) * 100
-        acc_tgt = float((d_tgt > 0).float().mean()) * 100
-    return {"loss": sum(seg_values.values()), **seg_values, **d_values,
-            "d_acc_source": acc_src, "d_acc_target": acc_tgt, "lr": lr}
+    images, labels = env.images(batch[0]), env.labels(batch[1])
+    model.train()
+    with env.autocast():
+        losses = seg_loss(model(images), labels)
+    total = sum(losses.values())
+    values = check_finite(losses)
+    optimizer.zero_grad(set_to_none=True)
+    env.backward(total)
+    env.optimizer_step(optimizer)
+    return {"loss": sum(values.values()), **values}
 
 
 # ------------------------------------------------------------------------------------ epochs and evaluation
-def train_one_epoch(tr: Trainer, loader, epoch: int, *, step_fn: Callable = seg_step, start_iter: int = 0,
-                    on_iteration: Callable[[int, dict], bool] | None = None, progress: bool = True) -> dict:
-    """Train over one epoch of ``loader`` from batch ``start_iter``; returns the mean of each logged value.
+class TrainState:
+    """What a checkpoint holds to resume training: named modules and optimizers, the global iteration.
 
-    ``on_iteration(iter_in_epoch, logs)`` runs after every iteration; returning True stops the epoch early.
+    ``TrainState(env, model=net, optimizer=opt)``, plus e.g. ``discriminator=...``, ``disc_optimizer=...``.
+    ``model`` is the network the loop evaluates. Under torchrun modules may be DDP wrappers; checkpoints hold
+    the modules inside, so they load into single-process runs and back.
+    """
+
+    def __init__(self, env: Env, **parts: Any) -> None:
+        if "model" not in parts:
+            raise TypeError("TrainState needs model=")
+        self.env, self.parts, self.global_it = env, parts, 0
+
+    @property
+    def model(self) -> nn.Module:
+        return self.parts["model"]
+
+    def state_dict(self) -> dict:
+        state = {name: distributed.unwrap(p).state_dict() for name, p in self.parts.items()}
+        state["global_it"] = self.global_it
+        if self.env.scaler is not None:
+            state["scaler"] = self.env.scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, part in self.parts.items():
+            distributed.unwrap(part).load_state_dict(state[name])
+        self.global_it = int(state["global_it"])
+        if self.env.scaler is not None and "scaler" in state:
+            self.env.scaler.load_state_dict(state["scaler"])
+
+
+def train_one_epoch(state: TrainState, iteration: Iteration, loader, epoch: int, *, start_iter: int = 0,
+                    on_iteration: Callable[[int, dict], None] | None = None, progress: bool = True) -> dict:
+    """Run ``iteration`` over one epoch of ``loader`` from batch ``start_iter``; the mean of each logged value.
+
+    ``on_iteration(iter_in_epoch, logs)`` runs after every iteration (checkpoints, stop signals).
     """
     loader.sampler.set_epoch(epoch, start_iter * loader.batch_size)
     sums: dict[str, float] = {}
@@ -290,42 +242,46 @@ def train_one_epoch(tr: Trainer, loader, epoch: int, *, step_fn: Callable = seg_
     t0 = time.perf_counter()
     for i, batch in enumerate(bar, start=start_iter + 1):
         try:
-            logs = step_fn(tr, batch)
+            logs = iteration(batch, state.global_it)
+        except NonFiniteLoss as e:
+            raise TrainingError(
+                f"loss became {e} at iteration {state.global_it + 1}; training stopped and the last good "
+                "checkpoint was kept. Lower the learning rate, or try --AMP=off.") from None
         except torch.OutOfMemoryError:
             raise TrainingError(
-                f"out of GPU memory at iteration {tr.global_it + 1} (batch {batch[0].shape[0]} at "
+                f"out of GPU memory at iteration {state.global_it + 1} (batch {batch[0].shape[0]} at "
                 f"{tuple(batch[0].shape[-2:])}): lower --BATCH_SIZE or the crop/train size, or use --AMP=auto."
             ) from None
-        tr.global_it += 1
+        state.global_it += 1
         t1 = time.perf_counter()
-        logs["img_per_s"] = batch[0].shape[0] * tr.env.world / max(t1 - t0, 1e-9)
+        logs["img_per_s"] = batch[0].shape[0] * state.env.world / max(t1 - t0, 1e-9)
         t0 = t1
         n += 1
         for k, v in logs.items():
             sums[k] = sums.get(k, 0.0) + v
-        bar.set_postfix(loss=f"{logs['loss']:.3f}", lr=f"{logs['lr']:.2e}")
-        if on_iteration is not None and on_iteration(i, logs):
-            break
+        bar.set_postfix(loss=f"{logs['loss']:.3f}", lr=f"{logs.get('lr', float('nan')):.2e}")
+        if on_iteration is not None:
+            on_iteration(i, logs)
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader, env: Env, num_classes: int = 19, progress: bool = True,
+def evaluate(model: nn.Module, loader, env: Env, num_classes: int | None = None, progress: bool = True,
              desc: str = "eval") -> ConfusionMatrix:
     """One confusion matrix over the whole loader (never an average of per-batch mIoUs).
 
     Logits of another size than the label (``EVAL_SIZE="native"`` with a resized input) are upsampled to
-    the label, bilinearly, before the argmax. Under torchrun each process evaluates its shard of the loader
-    (no image twice) with the unwrapped model (a DDP forward would wait for the other ranks at every batch,
-    and shards may differ by one batch); the matrices are then summed.
+    the label, bilinearly, before the argmax. ``num_classes`` defaults to the model's. Under torchrun each
+    process evaluates its shard of the loader (no image twice) with the unwrapped model (a DDP forward would
+    wait for the other ranks at every batch, and shards may differ by one batch); the matrices are then summed.
     """
     model = distributed.unwrap(model)
     model.eval()
-    cm = ConfusionMatrix(num_classes=num_classes)
+    cm = ConfusionMatrix(num_classes=num_classes or model.num_classes)
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(0, 0)
     for images, labels in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
-        labels = labels.to(env.device, non_blocking=True)
+        labels = env.labels(labels)
         try:
             with env.autocast():
                 logits = model(env.images(images))
@@ -339,6 +295,11 @@ def evaluate(model: nn.Module, loader, env: Env, num_classes: int = 19, progress
         cm.update(pred=logits.argmax(1), target=labels)
     cm.reduce_from_all_processes()
     return cm
+
+
+def evaluation(cm: ConfusionMatrix) -> dict:
+    """A confusion matrix's figures plus the matrix itself, as a run records its final evaluation."""
+    return {**cm.compute(), "confusion": cm.mat.tolist()}
 
 
 # ------------------------------------------------------------------------------------------- whole runs
@@ -366,75 +327,105 @@ class _StopSignals:
         for sig, old in self._old.items():
             signal.signal(sig, old)
 
+    def stop_if_received(self, run: Run, where: str, save: Callable[[], None] | None = None) -> None:
+        """After a signal (on any rank: every rank stops at the same iteration), ``save`` the checkpoint, say
+        how to resume, and exit."""
+        signum = distributed.any_rank_max(self.received or 0)
+        if not signum:
+            return
+        if save is not None:
+            save()
+        name = signal.Signals(signum).name
+        print(f"\n{name}: stopped {where}; checkpoint saved to {run.last}.\nResume with:\n  {run.command}")
+        run.log(f"{name} {where}; checkpoint saved")
+        raise Interrupted(128 + signum)
 
-def fit(tr: Trainer, run: Run, train_loader, val_loader, *, epochs: int, eval_every: int = 1,
-        checkpoint_minutes: float = 10.0, num_classes: int = 19, step_fn: Callable = seg_step,
-        resume: dict | None = None, model_spec: dict | None = None, progress: bool = True) -> dict:
-    """Train for ``epochs`` with evaluation, atomic checkpoints (epoch ends, every ``checkpoint_minutes``,
-    SIGINT/SIGTERM) and exact mid-epoch resume. Returns the training state: history, best, timings."""
-    state = {"epoch": 0, "iter_in_epoch": 0, "history": [], "best_miou": None, "train_seconds": 0.0,
-             "last_eval": None}
-    if resume is not None:
-        tr.load_state_dict(resume["trainer"])
-        state.update(resume["state"])
+
+def fit(state: TrainState, iteration: Iteration, run: Run, train_loader, val_loader, *, epochs: int,
+        eval_every: int = 1, checkpoint_minutes: float = 10.0) -> dict:
+    """Train ``state.model`` with ``iteration`` for ``epochs``, evaluating on ``val_loader`` every
+    ``eval_every`` epochs and after the last; atomic checkpoints at epoch ends, every ``checkpoint_minutes``
+    and on SIGINT/SIGTERM; exact mid-epoch resume when ``run.status`` is "resume". When it is "evaluate"
+    (``EVAL_ONLY``), loads ``run.eval_checkpoint`` into the model and evaluates it instead.
+
+    Returns the training record: ``last_eval`` (the final evaluation), ``epochs``, ``iterations``,
+    ``train_seconds``, and for a trained run ``best_miou`` and ``history``.
+    """
+    env = state.env
+    if run.status == "evaluate":
+        return _evaluate_checkpoint(state, run, val_loader)
+    if run.status not in ("new", "resume"):
+        raise ValueError(f"fit needs a started run (new or resume), not {run.status!r}")
+    record = {"epoch": 0, "iter_in_epoch": 0, "history": [], "best_miou": None, "train_seconds": 0.0,
+              "last_eval": None}
+    if run.status == "resume":
+        resume = load_resumable(run.last, map_location=env.device)[0]
+        state.load_state_dict(resume["trainer"])
+        record.update(resume["state"])
         set_rng_state(resume["rng"])
-        print(f"resuming {run.dir} at epoch {state['epoch'] + 1}, iteration {state['iter_in_epoch']} "
-              f"(global {tr.global_it})")
-        run.log(f"resumed at epoch {state['epoch'] + 1} iteration {state['iter_in_epoch']}")
-    metrics = MetricsCSV(run.metrics_path, resume_at=tr.global_it if resume is not None else None) \
-        if tr.env.is_main else None
+        print(f"resuming {run.dir} at epoch {record['epoch'] + 1}, iteration {record['iter_in_epoch']} "
+              f"(global {state.global_it})")
+        run.log(f"resumed at epoch {record['epoch'] + 1} iteration {record['iter_in_epoch']}")
+    described = env.describe()
+    run.log(f"{run.status}: {run.dir}, {epochs} epochs x {len(train_loader)} iterations, {described}")
+    print(f"[{run.dir}] {len(train_loader.dataset)} train / {len(val_loader.dataset)} val images, "
+          f"{epochs} epochs x {len(train_loader)} iterations, {described['device']}, AMP {described['amp']}")
+    _train(state, iteration, run, (train_loader, val_loader), record, (epochs, eval_every, checkpoint_minutes))
+    return {"last_eval": record["last_eval"], "epochs": epochs, "iterations": state.global_it,
+            "train_seconds": record["train_seconds"], "best_miou": record["best_miou"],
+            "history": record["history"]}
+
+
+def _train(state: TrainState, iteration: Iteration, run: Run, loaders, record: dict, schedule) -> None:
+    """fit's epochs: ``record`` (epoch, iteration in epoch, history, best, seconds) is what last.pt resumes."""
+    train_loader, val_loader = loaders
+    epochs, eval_every, checkpoint_minutes = schedule
+    env = state.env
+    progress = env.is_main
+    metrics = MetricsCSV(run.metrics_path, resume_at=state.global_it if run.status == "resume" else None) \
+        if env.is_main else None
+    model_spec = distributed.unwrap(state.model).spec
 
     def save(path) -> None:
-        if not tr.env.is_main:
-            return
-        ckpt = {"trainer": tr.state_dict(), "state": state, "rng": rng_state(), "config": run.config,
-                "model_spec": model_spec or {}, "variant": run.variant}
-        atomic_save(ckpt, path, keep_previous=path == run.last)
+        if env.is_main:
+            ckpt = {"trainer": state.state_dict(), "state": record, "rng": rng_state(), "config": run.config,
+                    "model_spec": model_spec, "variant": run.variant}
+            atomic_save(ckpt, path, keep_previous=path == run.last)
 
     t_start = time.perf_counter()
-    seconds_before = state["train_seconds"]
+    seconds_before = record["train_seconds"]
     last_ckpt = time.monotonic()
-    epoch_bar = tqdm(range(state["epoch"], epochs), initial=state["epoch"], total=epochs, desc="epochs",
+    epoch_bar = tqdm(range(record["epoch"], epochs), initial=record["epoch"], total=epochs, desc="epochs",
                      disable=not progress, dynamic_ncols=True)
     with _StopSignals() as stop:
-        def on_iteration(i: int, logs: dict) -> bool:
+        def on_iteration(i: int, logs: dict) -> None:
             nonlocal last_ckpt
-            state["iter_in_epoch"] = i
-            state["train_seconds"] = seconds_before + time.perf_counter() - t_start
+            record["iter_in_epoch"] = i
+            record["train_seconds"] = seconds_before + time.perf_counter() - t_start
             if metrics is not None:
-                metrics.write({"epoch": state["epoch"] + 1, "iter": i, "global_it": tr.global_it, **logs})
-            signum = distributed.any_rank_max(stop.received or 0)  # all ranks stop at the same iteration
-            if signum:
-                save(run.last)
-                name = signal.Signals(signum).name
-                msg = (f"{name}: stopped at epoch {state['epoch'] + 1}, iteration {i}; checkpoint saved to "
-                       f"{run.last}.\nResume with:\n  {run.command}")
-                print("\n" + msg)
-                run.log(f"{name} at epoch {state['epoch'] + 1} iteration {i}; checkpoint saved")
-                raise Interrupted(128 + signum)
+                metrics.write({"epoch": record["epoch"] + 1, "iter": i, "global_it": state.global_it, **logs})
+            stop.stop_if_received(run, f"at epoch {record['epoch'] + 1}, iteration {i}", lambda: save(run.last))
             if checkpoint_minutes > 0 and time.monotonic() - last_ckpt >= checkpoint_minutes * 60:
                 save(run.last)
                 last_ckpt = time.monotonic()
-            return False
 
         for epoch in epoch_bar:
-            state["epoch"] = epoch
-            logs = train_one_epoch(tr, train_loader, epoch, step_fn=step_fn, start_iter=state["iter_in_epoch"],
+            record["epoch"] = epoch
+            logs = train_one_epoch(state, iteration, train_loader, epoch, start_iter=record["iter_in_epoch"],
                                    on_iteration=on_iteration, progress=progress)
-            entry = {"epoch": epoch + 1, "global_it": tr.global_it, **logs}
+            entry = {"epoch": epoch + 1, "global_it": state.global_it, **logs}
             if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
-                distributed.broadcast_buffers(tr.model)
-                cm = evaluate(tr.model, val_loader, tr.env, num_classes, progress=progress)
-                result = cm.compute()
+                distributed.broadcast_buffers(state.model)
+                result = evaluation(evaluate(state.model, val_loader, env, progress=progress))
                 entry["val_miou"] = result["miou"]
-                state["last_eval"] = {**result, "epoch": epoch + 1, "confusion": cm.mat.tolist()}
-                if state["best_miou"] is None or result["miou"] > state["best_miou"]:
-                    state["best_miou"] = result["miou"]
-                    state["epoch"], state["iter_in_epoch"] = epoch + 1, 0
+                record["last_eval"] = {**result, "epoch": epoch + 1}
+                if record["best_miou"] is None or result["miou"] > record["best_miou"]:
+                    record["best_miou"] = result["miou"]
+                    record["epoch"], record["iter_in_epoch"] = epoch + 1, 0
                     save(run.best)
-            state["history"].append(entry)
-            state["epoch"], state["iter_in_epoch"] = epoch + 1, 0
-            state["train_seconds"] = seconds_before + time.perf_counter() - t_start
+            record["history"].append(entry)
+            record["epoch"], record["iter_in_epoch"] = epoch + 1, 0
+            record["train_seconds"] = seconds_before + time.perf_counter() - t_start
             save(run.last)
             last_ckpt = time.monotonic()
             line = (f"epoch {epoch + 1}/{epochs} loss {logs.get('loss', float('nan')):.4f} "
@@ -442,12 +433,21 @@ def fit(tr: Trainer, run: Run, train_loader, val_loader, *, epochs: int, eval_ev
                     + (f" val mIoU {entry['val_miou']:.2f}" if "val_miou" in entry else ""))
             run.log(line)
             epoch_bar.write(line) if progress else print(line)
-            signum = distributed.any_rank_max(stop.received or 0)
-            if signum:  # arrived during evaluation or the epoch's last iteration: last.pt was just saved
-                name = signal.Signals(signum).name
-                print(f"\n{name}: stopped after epoch {epoch + 1}; checkpoint saved to {run.last}.\n"
-                      f"Resume with:\n  {run.command}")
-                run.log(f"{name} after epoch {epoch + 1}; checkpoint saved")
-                raise Interrupted(128 + signum)
-    return state
+            # A signal during evaluation or the epoch's last iteration: last.pt was just saved.
+            stop.stop_if_received(run, f"after epoch {epoch + 1}")
 
+
+def _evaluate_checkpoint(state: TrainState, run: Run, val_loader) -> dict:
+    """``EVAL_ONLY``: the model's weights from ``run.eval_checkpoint``, evaluated once."""
+    model = distributed.unwrap(state.model)
+    path = run.eval_checkpoint
+    ckpt = model.load_weights(path)
+    result = evaluation(evaluate(model, val_loader, state.env, progress=state.env.is_main))
+    trained = ckpt.get("state", {})
+    return {"last_eval": result, "epochs": trained.get("epoch", 0),
+            "iterations": ckpt.get("trainer", {}).get("global_it", 0),
+            "train_seconds": trained.get("train_seconds", 0.0), "evaluated_checkpoint": str(path)}
+
+
+__all__ = ["Env", "TrainState", "TrainingError", "Interrupted", "NonFiniteLoss", "setup_env", "seed_everything",
+           "make_optimizer", "check_finite", "train_iteration", "train_one_epoch", "evaluate", "evaluation", "fit"]

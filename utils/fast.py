@@ -7,7 +7,9 @@ What it does, each kept because ``benchmark.py`` measured it paying off (docs/be
   input is exactly a convolution's output), never guessed from module names, and the folded copy is checked
   against the original before it is used.
 - channels_last (``CHANNELS_LAST``, also the training memory format) and ``torch.inference_mode``.
-- weights cast once to the dtype of the SPEC 5 AMP policy (autocast would cast them again on every call).
+- weights cast once to the AMP policy's dtype (``utils.device.resolve_amp``: bf16 on GPUs of compute
+  capability 8.0+, fp16 on older ones, bf16 on CPUs with native bf16, else fp32), since autocast would cast
+  them again on every call.
 - optionally CUDA graphs (``COMPILE="cudagraph"``: one replay instead of a hundred kernel launches, which
   is what a batch-1 forward on a fast GPU waits for) or ``torch.compile``; "auto" picks what was measured
   to help on that device.
@@ -22,14 +24,15 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from utils.config import COMMON_CHOICES
+from utils.device import autocast, resolve_amp
+from utils.errors import ConfigError
 
-COMPILE_CHOICES = COMMON_CHOICES["COMPILE"]
+# Defined here, not in utils.config (which takes them from here), so the fast path needs no command-line parser.
+COMPILE_CHOICES = ("auto", "off", "cudagraph", "default", "max-autotune-no-cudagraphs", "reduce-overhead")
 # What "auto" means per device type (None = eager), as benchmark.py measured it (docs/benchmarks/).
 COMPILE_AUTO: dict[str, str | None] = {"cpu": None, "cuda": "reduce-overhead"}
-# Training and inference memory format. NHWC is what cuDNN's tensor-core convolutions want; on the CPU here
-# oneDNN was faster in it too (BiSeNet training 1.24 vs 0.99 img/s, inference with folded BatchNorm 0.73x the
-# latency; docs/benchmarks/cpu_2core_benchmark.json).
+# Training and inference memory format. NHWC is what cuDNN's tensor-core convolutions want, and oneDNN on
+# this project's CPU ran faster in it too; the figures behind both choices are in docs/benchmarks/README.md.
 CHANNELS_LAST: dict[str, bool] = {"cpu": True, "cuda": True}
 
 
@@ -130,7 +133,6 @@ def resolve_compile(mode: str, device: torch.device) -> str | None:
     """The torch.compile mode for ``COMPILE`` on ``device`` (None: run eagerly)."""
     mode = str(mode).lower()
     if mode not in COMPILE_CHOICES:
-        from utils.errors import ConfigError
         raise ConfigError(f"COMPILE must be one of {', '.join(COMPILE_CHOICES)}; got {mode!r}")
     if mode == "auto":
         return COMPILE_AUTO.get(device.type)
@@ -171,7 +173,7 @@ class CUDAGraphed(nn.Module):
         return static_out.clone()
 
 
-def inference_model(model: nn.Module, device: torch.device, *, channels_last: bool, fold_bn: bool = True,
+def inference_model(model: nn.Module, device: torch.device, *, channels_last: bool,
                     dtype: torch.dtype | None = None, compile_mode: str | None = None) -> nn.Module:
     """The model as the fast path runs it: an eval copy, BatchNorm folded, cast, in channels_last, graphed.
 
@@ -179,13 +181,10 @@ def inference_model(model: nn.Module, device: torch.device, *, channels_last: bo
         model: a trained or random model (left untouched).
         device: where it will run.
         channels_last: convert weights to NHWC (what cuDNN's tensor cores want).
-        fold_bn: fold BatchNorms into convolutions.
         dtype: cast weights and buffers to this dtype (the AMP dtype), or None for fp32.
         compile_mode: "cudagraph" (CUDA only), a ``torch.compile`` mode, or None for eager.
     """
-    fast = copy.deepcopy(model).to(device).eval()
-    if fold_bn:
-        fast = fold_batchnorm(fast, inplace=True)
+    fast = fold_batchnorm(copy.deepcopy(model).to(device).eval(), inplace=True)
     for p in fast.parameters():
         p.requires_grad_(False)
     if dtype is not None:
@@ -230,8 +229,7 @@ class _CompiledOrGraphed(nn.Module):
 @contextlib.contextmanager
 def inference_context(device: torch.device, amp_dtype: torch.dtype | None) -> Iterator[None]:
     """``torch.inference_mode`` plus autocast to ``amp_dtype`` (None: fp32)."""
-    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast(device, amp_dtype):
         yield
 
 
@@ -239,9 +237,7 @@ def fast_settings(device: torch.device, amp: str = "auto", compile_mode: str = "
     """The fast path's settings on ``device`` (what the step scripts and benchmark.py's "fast" use).
 
     Returns:
-        ``{"amp_dtype", "channels_last", "fold_bn", "compile"}``.
+        ``{"amp_dtype", "channels_last", "compile"}`` (BatchNorm is always folded on the fast path).
     """
-    from utils.device import resolve_amp
-
     return {"amp_dtype": resolve_amp(amp, device), "channels_last": CHANNELS_LAST[device.type],
-            "fold_bn": True, "compile": resolve_compile(compile_mode, device)}
+            "compile": resolve_compile(compile_mode, device)}

@@ -1,9 +1,9 @@
 """Segmentation losses: cross-entropy, OHEM cross-entropy and Focal loss, all safe on void-only crops.
 
 A random crop can land entirely on void pixels (e.g. the ego-vehicle bonnet); torch's mean cross-entropy
-is then 0/0 = NaN and one such batch poisons the weights. Both losses here return 0 for such a batch,
+is then 0/0 = NaN and one such batch poisons the weights. Every loss here returns 0 for such a batch,
 still connected to the graph so ``backward`` runs. Target values outside 0..C-1 other than the ignore
-index are treated as ignored too: on CUDA they would otherwise raise the "device-side assert" (SPEC 7).
+index are treated as ignored too: on CUDA they would otherwise raise the "device-side assert".
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from datasets.labels import IGNORE_INDEX
+from utils.classes import IGNORE_INDEX
 from utils.errors import ConfigError
 
-__all__ = ["FocalLoss", "OhemCrossEntropyLoss", "SafeCrossEntropyLoss", "build_seg_loss"]
+__all__ = ["FocalLoss", "OhemCrossEntropyLoss", "SafeCrossEntropyLoss", "SegLosses", "build_seg_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -172,3 +172,26 @@ def build_seg_loss(name: str, ignore_index: int = IGNORE_INDEX, gamma: float = 2
             raise ConfigError("class weights are not supported with the OHEM loss; use ce or focal")
         return OhemCrossEntropyLoss(ignore_index=ignore_index)
     raise ConfigError(f"unknown loss {name!r}; choose ce, ohem or focal")
+
+
+class SegLosses(nn.Module):
+    """The losses of a segmentation network's output: ``criterion`` on the main head and, weighted by
+    ``aux_weight``, on each auxiliary head that training mode returns (BiSeNet's 1/16 and 1/32 context heads).
+
+    Called as ``seg_loss(outputs, labels)``; returns ``{"loss_seg", "loss_aux16", "loss_aux32"}`` (the heads
+    present), each computed in float32.
+    """
+
+    AUX_NAMES = ("loss_aux16", "loss_aux32")
+
+    def __init__(self, criterion: nn.Module, aux_weight: float = 1.0) -> None:
+        super().__init__()
+        self.criterion, self.aux_weight = criterion, float(aux_weight)
+
+    def forward(self, outputs, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        main, *aux = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+        losses = {"loss_seg": self.criterion(main.float(), labels)}
+        for name, out in zip(self.AUX_NAMES, aux):
+            if out is not None:
+                losses[name] = self.aux_weight * self.criterion(out.float(), labels)
+        return losses

@@ -1,4 +1,4 @@
-"""Segmentation metrics from one confusion matrix over the whole evaluation set (SPEC 5, 7).
+"""Segmentation metrics from one confusion matrix over the whole evaluation set.
 
 Averaging per-batch mIoU instead is a known trap: a class that appears in few batches then weighs as much
 as one that appears everywhere, and batches where a class is absent shift the mean. Here every batch only
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.distributed as dist
 
-from datasets.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+from utils.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 
 __all__ = ["ConfusionMatrix"]
 
@@ -69,13 +69,13 @@ class ConfusionMatrix:
         """Sum the matrices of all processes (no-op unless torch.distributed is initialised).
 
         Each process must have seen a disjoint shard of the evaluation set: a padded ``DistributedSampler``
-        repeats images, which would then count twice (SPEC 7).
+        repeats images, which would then count twice.
         """
-        if dist.is_available() and dist.is_initialized():
+        from utils.distributed import collective_device, is_initialized
+
+        if is_initialized():
             # NCCL reduces GPU tensors only, Gloo CPU ones; a rank with an empty shard still holds a CPU matrix.
-            device = (torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl"
-                      else torch.device("cpu"))
-            mat = self.mat.to(device)
+            mat = self.mat.to(collective_device())
             dist.all_reduce(mat, op=dist.ReduceOp.SUM)
             self.mat = mat.to(self.mat.device)
 

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # runs on servers without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from datasets.labels import PALETTE  # noqa: E402
+from utils.classes import CLASS_NAMES, IGNORE_INDEX, PALETTE, colorize  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -115,8 +115,6 @@ def plot_confusion_matrix(cm, out: Path, class_names=None, title: str = "confusi
             classes, else "0", "1", ...
         title: figure title.
     """
-    from datasets.labels import CLASS_NAMES
-
     if hasattr(cm, "mat"):
         class_names = class_names or cm.class_names
         cm = cm.mat
@@ -157,13 +155,6 @@ def _save_sized(fig, path: Path, dpi: int = 110) -> Path:
     return path
 
 
-def spread_indices(n: int, k: int = 4) -> list[int]:
-    """``k`` fixed indices spread evenly over ``range(n)`` (first and last included), fewer if ``n < k``."""
-    if n <= 0:
-        return []
-    return sorted({int(round(v)) for v in np.linspace(0, n - 1, min(k, n))})
-
-
 def error_map(image: np.ndarray, target: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """HxWx3 view of the mistakes: the image darkened and grey where right, red where wrong, grey on void.
 
@@ -172,8 +163,6 @@ def error_map(image: np.ndarray, target: np.ndarray, pred: np.ndarray) -> np.nda
         target: HxW train ids with 255 for void.
         pred: HxW predicted train ids.
     """
-    from datasets.labels import IGNORE_INDEX
-
     grey = image.astype(np.float32).mean(axis=2, keepdims=True) * 0.45
     out = np.repeat(grey, 3, axis=2).astype(np.uint8)
     ignore = target == IGNORE_INDEX
@@ -194,7 +183,7 @@ def plot_qualitative(model, dataset, indices: list[int], env, out: Path, max_siz
     Args:
         model: a segmentation model (eval forward: NCHW uint8 RGB -> logits at input resolution).
         dataset: yields (3xHxW uint8 image, HxW train ids with 255), e.g. the val set.
-        indices: which items to show (e.g. ``spread_indices(len(val_set))``).
+        indices: which items to show (e.g. ``utils.data.spread_indices(len(val_set), 4)``).
         env: ``utils.engine.Env`` (device, autocast); None runs on the model's device in fp32.
         out: PNG path.
         max_size: longest side, in pixels, of each panel (larger images are shown downscaled).
@@ -203,7 +192,6 @@ def plot_qualitative(model, dataset, indices: list[int], env, out: Path, max_siz
     import torch
     from matplotlib.patches import Patch
 
-    from datasets.labels import CLASS_NAMES, colorize
     from utils.ops import resize, resize_labels
 
     if not indices:

@@ -1,4 +1,5 @@
-"""Results: the results.json record (SPEC 5), printed tables, and summaries across variants."""
+"""Results tables: one run's printed tables, the summary of a multi-variant experiment, and the report over
+every run in a folder (`python -m utils.report`), beside the published figures."""
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import torch
 
-from utils.data import REPO_ROOT
-from utils.runs import write_json
+from utils.distributed import is_main
+from utils.paths import REPO_ROOT
+from utils.runs import NON_IDENTITY_KEYS, write_json
 
 RESULT_KEYS = (
     "step", "variant", "model", "train_domain", "eval_domain", "miou", "pixel_acc", "per_class_iou",
@@ -133,38 +135,40 @@ def _gain(r: dict, base: dict):
     return r["miou"] - base["miou"]
 
 
-def summarize_variants(cfg, results: list[dict], baseline: str | None, title: str,
-                       also_vs: str | None = None) -> str:
-    """Summary files and the per-class bar chart in ``RUNS_DIR/RUN_NAME``; prints the table."""
-    from utils.distributed import is_main
+def summarize_variants(out_dir: Path, results: list[dict], baseline: str | None, title: str,
+                       also_vs: str | None = None, note: str | None = None) -> str:
+    """Summary files and the per-class bar chart of a multi-variant experiment in ``out_dir`` (its
+    ``RUNS_DIR/RUN_NAME``); prints the table, with ``note`` under it when given."""
     from utils.plots import plot_per_class_iou
 
     if not is_main():  # under torchrun rank 0 alone writes (and prints) the summary
         return ""
-    out_dir = Path(cfg.RUNS_DIR) / cfg.RUN_NAME
     table = write_summary(out_dir, results, baseline=baseline, title=title, also_vs=also_vs)
+    if note:
+        table += f"\n\n{note}"
+        with open(out_dir / "summary.md", "a") as f:
+            f.write(f"\n{note}\n")
     plot_per_class_iou(results, out_dir / "per_class_iou.png", title=title)
     print(f"\n{title}\n{table}\n(summary in {out_dir}/summary.md, .csv; chart per_class_iou.png)")
     return table
 
 
 # ------------------------------------------------------------------------------ the report over all runs
-# Published figures (mIoU %, Cityscapes val, 19 classes), typed once here; source: SPEC.md section 2.
-PUBLISHED_SOURCE = ("SPEC.md section 2: course student reports (512x1024, 50 epochs), the BiSeNet paper "
-                    "(Yu et al., ECCV 2018) and AdaptSegNet (Tsai et al., CVPR 2018)")
-PUBLISHED: dict[str, dict[str, str]] = {
-    # table -> row (model or variant; "*" = any other variant) -> figure
-    "2": {"deeplabv2": "43.1 (SGD) / 50.1 (Adam); 61.9", "bisenet": "32.8 (SGD) / 48.0 (Adam); 46.8; 52.8"},
-    "2_latency": {"deeplabv2": "39 ms", "bisenet": "13 ms"},
-    "3a3b": {"none": "17.4 - 21.1", "*": "23.9 - 27.4 (with augmentation)"},
-    "4_5": {"source_only": "23.9 - 27.4 (augmented, not adapted)", "adv_ce_sgd": "27.0 - 30.4"},
-}
-PUBLISHED_NOTES: dict[str, str] = {
-    "2": ("Published: BiSeNet-R18 paper 74.7 mIoU on Cityscapes test at 65.5 FPS (Titan XP, 768x1536); "
-          "latency at 512x1024 (GPU unstated): DeepLabV2 39 ms, BiSeNet 13 ms."),
-    "3a3b": "Published: BiSeNet-R18 GTA5 -> Cityscapes 17.4 - 21.1 without, 23.9 - 27.4 with augmentation.",
-    "4_5": ("Published: BiSeNet-R18 with single-level adversarial adaptation 27.0 - 30.4; AdaptSegNet "
-            "DeepLabV2-R101 GTA5 -> Cityscapes source only 36.6 / multi-level adversarial 42.4 (oracle 65.1)."),
+# Published figures, typed once here: per table of the report, mIoU (%, Cityscapes val, 19 classes) by row
+# (model or variant; "*" = any other variant), latency by model, and the note printed under the table.
+PUBLISHED_SOURCE = ("course student reports (512x1024, 50 epochs), the BiSeNet paper (Yu et al., ECCV 2018) and "
+                    "AdaptSegNet (Tsai et al., CVPR 2018)")
+PUBLISHED: dict[str, dict] = {
+    "2": {"miou": {"deeplabv2": "43.1 (SGD) / 50.1 (Adam); 61.9", "bisenet": "32.8 (SGD) / 48.0 (Adam); 46.8; 52.8"},
+          "latency": {"deeplabv2": "39 ms", "bisenet": "13 ms"},
+          "note": "Published: BiSeNet-R18 paper 74.7 mIoU on Cityscapes test at 65.5 FPS (Titan XP, 768x1536); "
+                  "latency at 512x1024 (GPU unstated): DeepLabV2 39 ms, BiSeNet 13 ms."},
+    "3a3b": {"miou": {"none": "17.4 - 21.1", "*": "23.9 - 27.4 (with augmentation)"},
+             "note": "Published: BiSeNet-R18 GTA5 -> Cityscapes 17.4 - 21.1 without, 23.9 - 27.4 with augmentation."},
+    "4_5": {"miou": {"source_only": "23.9 - 27.4 (augmented, not adapted)", "adv_ce_sgd": "27.0 - 30.4"},
+            "note": "Published: BiSeNet-R18 with single-level adversarial adaptation 27.0 - 30.4; AdaptSegNet "
+                    "DeepLabV2-R101 GTA5 -> Cityscapes source only 36.6 / multi-level adversarial 42.4 "
+                    "(oracle 65.1)."},
 }
 
 # What a step's table shows: rows by model or by variant, and the variants gains are measured against.
@@ -177,8 +181,7 @@ TABLES: dict[str, dict] = {
             "baselines": ("source_only", "adv_ce_sgd")},
 }
 # Config keys that may differ between runs of one experiment repeated with other seeds.
-SEED_GROUP_IGNORED = ("RUN_NAME", "RUNS_DIR", "SEED", "OVERWRITE", "DEVICE", "NUM_WORKERS", "CHECKPOINT_MINUTES",
-                      "EVAL_ONLY", "LATENCY_ITERS", "VARIANTS")
+SEED_GROUP_IGNORED = (*NON_IDENTITY_KEYS, "SEED")
 SYNTHETIC_MARK = "SYNTHETIC"
 _REQUIRED = ("step", "variant", "model", "miou")
 
@@ -270,8 +273,8 @@ def _res(v) -> str:
     return "x".join(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v or "-")
 
 
-def _published(table: str, row: str) -> str:
-    figures = PUBLISHED.get(table, {})
+def _published(table: str, row: str, kind: str = "miou") -> str:
+    figures = PUBLISHED.get(table, {}).get(kind, {})
     return figures.get(row, figures.get("*", "-"))
 
 
@@ -296,7 +299,7 @@ def _step2_rows(groups: list[list[dict]]) -> list[dict]:
             flops_resolution=_res(r0.get("flops_resolution")), latency_ms=mean_std(_numbers(g, "latency_ms"))[0],
             latency_resolution=_res(r0.get("latency_resolution")), fps=mean_std(_numbers(g, "fps"))[0],
             device="; ".join(sorted({str(r.get("device", "-")) for r in g})),
-            published_miou=_published("2", r0["model"]), published_latency=_published("2_latency", r0["model"]))
+            published_miou=_published("2", r0["model"]), published_latency=_published("2", r0["model"], "latency"))
         rows.append(row)
     return rows
 
@@ -390,8 +393,8 @@ def build_report(results: list[dict], root: Path | str = "runs") -> tuple[str, l
             notes.append(f"{SYNTHETIC_MARK}: rows from the project's generated synthetic world (--demo), not the "
                          "real datasets; they check that the pipeline works and are not comparable with the "
                          "published figures.")
-        if table in PUBLISHED_NOTES:
-            notes.append(PUBLISHED_NOTES[table])
+        if "note" in PUBLISHED.get(table, {}):
+            notes.append(PUBLISHED[table]["note"])
         parts.append(f"## {title}\n\n{text}" + "".join(f"\n\n{n}" for n in notes))
         all_rows += [{"table": table, **r} for r in rows]
     parts.append(f"Published figures: {PUBLISHED_SOURCE}.")

@@ -1,6 +1,6 @@
 """Run folders: where a run's config, checkpoints, logs and results live, and what re-running a name does.
 
-Re-running a run name (SPEC 5): unfinished with the same config -> resume; finished with the same config ->
+Re-running a run name: unfinished with the same config -> resume; finished with the same config ->
 reprint the stored results; a different config -> refused with the differences listed, unless
 ``--OVERWRITE=true`` or a new ``RUN_NAME``.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import shlex
 import shutil
@@ -19,10 +18,11 @@ from typing import Any
 
 from utils import distributed
 from utils.checkpoint import load_checkpoint, previous_path
-from utils.config import config_diff
+from utils.config import config_diff, to_json
 from utils.errors import CheckpointError, ConfigError
 
-# Keys that may change between a run and its resumption without changing what it computes.
+# Keys that may change between a run and its resumption (or its repetition with another seed, for the report)
+# without changing what it computes.
 NON_IDENTITY_KEYS = ("RUNS_DIR", "RUN_NAME", "OVERWRITE", "CHECKPOINT_MINUTES", "NUM_WORKERS", "DEVICE",
                      "EVAL_ONLY", "VARIANTS", "LATENCY_ITERS")
 # What tells the variants of one multi-variant experiment apart (the rest of their config is shared).
@@ -31,18 +31,8 @@ VARIANT_KEYS = ("VARIANT", "VARIANT_SPEC")
 SUMMARY_FILES = ("summary.md", "summary.csv", "summary.json", "per_class_iou.png")
 
 
-def to_json(obj: Any) -> Any:
-    """JSON-safe copy: NaN and inf become null (results.json must be valid JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): to_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_json(v) for v in obj]
-    return obj
-
-
 def write_json(path: Path, obj: Any) -> None:
+    """Valid JSON (NaN and inf written as null), written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(to_json(obj), indent=2, allow_nan=False) + "\n")
@@ -52,15 +42,16 @@ def write_json(path: Path, obj: Any) -> None:
 class Run:
     """One trained model's folder: ``RUNS_DIR/RUN_NAME[/VARIANT]``.
 
+    The run machinery reads the keys every step script has: ``RUNS_DIR``, ``RUN_NAME``, ``OVERWRITE``,
+    ``EVAL_ONLY`` and ``INIT_FROM``; the whole config is the run's identity.
+
     Args:
         cfg: the resolved config (``utils.config.Config``).
         variant: the variant name for multi-variant steps, or None for single-run steps.
         variant_spec: what the variant changes; part of this run's identity.
-        command: the command line that started the run, printed as the way to resume it.
     """
 
-    def __init__(self, cfg, variant: str | None = None, variant_spec: Any = None,
-                 command: str | None = None) -> None:
+    def __init__(self, cfg, variant: str | None = None, variant_spec: Any = None) -> None:
         name = str(cfg.RUN_NAME).strip()
         if not name or Path(name).is_absolute() or any(part in ("", ".", "..") for part in name.split("/")):
             # RUNS_DIR itself (or a folder above it) would become the run folder that OVERWRITE may delete.
@@ -74,11 +65,14 @@ class Run:
             self.config["VARIANT"] = variant
             self.config["VARIANT_SPEC"] = variant_spec
         self.overwrite = bool(cfg.OVERWRITE)
+        self.eval_only, self.init_from = bool(cfg.EVAL_ONLY), cfg.INIT_FROM
+        self.synthetic = bool(getattr(cfg, "demo", False))  # --demo reads the synthetic world
+        self.status: str | None = None
         launcher = ["python"]
         if distributed.launched_world() > 1:
             per_node = os.environ.get("LOCAL_WORLD_SIZE", distributed.launched_world())
             launcher = ["torchrun", f"--nproc_per_node={per_node}"]
-        self.command = command or " ".join(shlex.quote(a) for a in [*launcher, *sys.argv])
+        self.command = " ".join(shlex.quote(a) for a in [*launcher, *sys.argv])
 
     last = property(lambda self: self.dir / "last.pt")
     best = property(lambda self: self.dir / "best.pt")
@@ -87,17 +81,35 @@ class Run:
     log_path = property(lambda self: self.dir / "log.txt")
     metrics_path = property(lambda self: self.dir / "metrics.csv")
 
-    def prepare(self) -> str:
-        """Decide what this invocation does: "new", "resume" or "finished" (see :meth:`_prepare`).
+    def start(self) -> str:
+        """Decide what this invocation does, and remember it as ``self.status``: "new", "resume", "finished"
+        (see :meth:`_decide`), or "evaluate" with ``EVAL_ONLY`` (the folder is left as it is).
 
         Under torchrun rank 0 decides (and alone touches the folder); every rank gets its answer, or its error.
         """
+        self.status = self._start()
+        return self.status
+
+    @property
+    def eval_checkpoint(self) -> Path:
+        """What ``EVAL_ONLY`` evaluates: ``INIT_FROM`` when set, else this run's own ``best.pt``."""
+        if self.init_from:
+            return Path(self.init_from)
+        if not self.best.is_file():
+            raise ConfigError(f"EVAL_ONLY=true without INIT_FROM evaluates this run's own best checkpoint, "
+                              f"{self.best}, which does not exist: train the run first, or pass "
+                              "--INIT_FROM=<checkpoint> (e.g. runs/NAME/best.pt).")
+        return self.best
+
+    def _start(self) -> str:
+        if self.eval_only:
+            return "evaluate"
         if not distributed.is_initialized():
-            return self._prepare()
+            return self._decide()
         decision: tuple[str, str] | None = None
         if distributed.is_main():
             try:
-                decision = ("ok", self._prepare())
+                decision = ("ok", self._decide())
             except ConfigError as e:
                 decision = ("error", str(e))
             except BaseException:
@@ -108,7 +120,7 @@ class Run:
             raise ConfigError(value)
         return value
 
-    def _prepare(self) -> str:
+    def _decide(self) -> str:
         """Decide what this invocation does: "new", "resume" or "finished".
 
         Refuses (ConfigError listing the differences), unless ``OVERWRITE``, a folder whose run has another

@@ -1,7 +1,7 @@
-"""The one home of the poly learning-rate schedule (SPEC 2).
+"""The one home of the poly learning-rate schedule.
 
 ``lr = base * (1 - it / max_it) ** power`` is always computed from the base rate. Computing it from the
-optimizer's *current* rate compounds the decay (a known trap, SPEC 7): after a few hundred iterations the
+optimizer's *current* rate compounds the decay (a known trap): after a few hundred iterations the
 rate is near zero. The segmentation net and the discriminator each call this with their own base rate.
 """
 from __future__ import annotations

@@ -1,0 +1,86 @@
+"""Output-space adversarial domain adaptation (Tsai et al., "Learning to Adapt Structured Output Space for
+Semantic Segmentation", CVPR 2018 - AdaptSegNet, single level): one training iteration.
+
+The whole method is :func:`adversarial_iteration`; ``step4_5_adversarial.py`` builds the discriminator
+(``models.FCDiscriminator``), its Adam optimizer and poly schedule, and hands this iteration to the loop.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from utils import distributed
+from utils.engine import Env, check_finite
+
+SOURCE_LABEL, TARGET_LABEL = 0.0, 1.0  # the discriminator's targets, as AdaptSegNet labels the domains
+
+
+def _bce(logits: torch.Tensor, label: float) -> torch.Tensor:
+    logits = logits.float()
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
+
+
+def _main_output(outputs) -> torch.Tensor:
+    return outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+
+
+def adversarial_iteration(model: nn.Module, discriminator: nn.Module, optimizers, seg_loss: Callable, batch,
+                          target_images: torch.Tensor, env: Env, lambda_adv: float) -> dict[str, float]:
+    """One output-space adversarial iteration.
+
+    (a) segmentation loss on the labelled source batch; (b) on an unlabelled target batch, the frozen
+    discriminator is asked to call the target's softmax output "source", weighted by ``lambda_adv``;
+    (c) the discriminator learns source (0) vs target (1) on detached outputs. Target labels are never read.
+
+    Args:
+        model: the segmentation network (DDP-wrapped under torchrun).
+        discriminator: the output-space discriminator (DDP-wrapped under torchrun).
+        optimizers: ``(segmentation optimizer, discriminator optimizer)``, rates set for this iteration.
+        seg_loss: ``(outputs, labels) -> {name: loss}`` on the source batch.
+        batch: the source ``(uint8 images, int64 labels)``.
+        target_images: a uint8 batch of the target domain.
+        env: device, autocast, gradient scaler.
+        lambda_adv: weight of the adversarial loss.
+
+    Returns:
+        the losses, and the discriminator's accuracy on each domain in percent (``d_acc_source``,
+        ``d_acc_target``): near 50 means it cannot tell the domains apart.
+    """
+    optimizer, d_optimizer = optimizers
+    images, labels = env.images(batch[0]), env.labels(batch[1])
+    target_images = env.images(target_images)
+    model.train()
+    discriminator.train()
+    optimizer.zero_grad(set_to_none=True)
+    d_optimizer.zero_grad(set_to_none=True)
+
+    # (a) and (b): the frozen discriminator is called outside its DDP wrapper (no gradient of its own to sync).
+    d_frozen = distributed.unwrap(discriminator)
+    d_frozen.requires_grad_(False)
+    with env.autocast():
+        src_out = model(images)
+        seg = seg_loss(src_out, labels)
+    seg_values = check_finite(seg)
+    env.backward(sum(seg.values()))
+    with env.autocast():
+        tgt_main = _main_output(model(target_images))
+        loss_adv = _bce(d_frozen(F.softmax(tgt_main.float(), dim=1)), SOURCE_LABEL)
+    env.backward(lambda_adv * loss_adv)
+
+    # (c)
+    d_frozen.requires_grad_(True)
+    with env.autocast():
+        d_src = discriminator(F.softmax(_main_output(src_out).detach().float(), dim=1)).float()
+        d_tgt = discriminator(F.softmax(tgt_main.detach().float(), dim=1)).float()
+        loss_d = _bce(d_src, SOURCE_LABEL) / 2 + _bce(d_tgt, TARGET_LABEL) / 2
+    d_values = check_finite({"loss_adv": loss_adv, "loss_d": loss_d})
+    env.backward(loss_d)
+    env.optimizer_step(optimizer, d_optimizer)
+    with torch.no_grad():
+        acc_src = float((d_src < 0).float().mean()) * 100
+        acc_tgt = float((d_tgt > 0).float().mean()) * 100
+    return {"loss": sum(seg_values.values()), **seg_values, **d_values,
+            "d_acc_source": acc_src, "d_acc_target": acc_tgt}
