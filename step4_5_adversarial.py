@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> dict:
         parts = {"model": net, "optimizer": optimizer}
         disc = d_optimizer = target_batches = None
         if v["adversarial"]:
-            # AdaptSegNet's discriminator on the softmax output, Adam with its own poly schedule.
+            # AdaptSegNet's discriminator on the softmax output, Adam with its own poly schedule. It trains in
+            # NCHW, the format the published demo figures were measured with (channels_last not measured yet).
             disc = env.place(FCDiscriminator(num_classes=cfg.NUM_CLASSES), channels_last=False)
             d_optimizer = make_optimizer("adam", [{"params": disc.parameters()}], cfg.DISC_LR, betas=cfg.DISC_BETAS)
             parts.update(discriminator=disc, disc_optimizer=d_optimizer)

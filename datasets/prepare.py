@@ -47,7 +47,7 @@ __all__ = [
     "find_cache", "identity", "rebuild_command", "resolve_cache_dir", "unit_dir",
 ]
 
-# The step scripts' defaults (TRAIN_SIZE / EVAL_SIZE / TARGET_SIZE).
+# The sizes the step scripts train at by default on the real datasets.
 DEFAULT_SIZES = {"cityscapes": (512, 1024), "gta5": (720, 1280)}
 
 
