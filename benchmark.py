@@ -6,7 +6,8 @@ Both paths run in this one process, side by side, on the same weights and inputs
 FLOPs (fvcore, multiply-adds), inference latency and FPS, training images/s (forward, loss, backward,
 optimizer step), and the fast path's achieved FLOP/s over the device's own measured matmul peak (MFU; two
 FLOPs per fvcore multiply-add). Data: GTA5 label decoding (one masked assignment per colour vs the project's
-lookup) and loader images/s (raw PNGs vs the prepared cache). ``--explore`` also times torch.compile modes.
+lookup), GTA5 image resizing (plain bilinear vs the loader's antialiased downscale) and loader images/s (raw
+PNGs vs the prepared cache). ``--explore`` also times torch.compile modes.
 """
 from __future__ import annotations
 
@@ -24,13 +25,14 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from datasets import labels as L
-from datasets.io import decode_colors
+from datasets.io import decode_colors, resize_image
 from models import BiSeNet, DeepLabV2
 from utils.complexity import FLOPS_HEADER, count_flops, count_params
 from utils.device import amp_name, device_name, resolve_device
 from utils.engine import Env, make_optimizer, train_iteration
 from utils.fast import fast_settings, inference_context, inference_model
 from utils.losses import SegLosses, build_seg_loss
+from utils.ops import resize
 from utils.report import provenance
 
 MODELS = {"bisenet": lambda: BiSeNet(num_classes=19), "deeplabv2": lambda: DeepLabV2(num_classes=19)}
@@ -223,6 +225,25 @@ def bench_label_decode(iters: int) -> dict:
             "fast": statistics.median(timed(lambda: decode_colors(rgb), cpu, iters, 1))}
 
 
+def bench_image_resize(iters: int) -> dict:
+    """One 1052x1914 GTA5-sized RGB uint8 image to 720x1280: plain bilinear vs the loader's antialiased resize
+    (``datasets.io.resize_image``), both from uint8 back to uint8, on one thread as in a DataLoader worker."""
+    image = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 1052, 1914), dtype=np.uint8))
+    size = (720, 1280)
+
+    def bilinear():
+        return resize(image[None].float(), size)[0].round_().clamp_(0, 255).to(torch.uint8)
+
+    cpu = torch.device("cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # DataLoader workers run torch single-threaded
+    try:
+        return {"bilinear": statistics.median(timed(bilinear, cpu, iters, 1)),
+                "antialias": statistics.median(timed(lambda: resize_image(image, size), cpu, iters, 1))}
+    finally:
+        torch.set_num_threads(threads)
+
+
 def bench_loader(args, device) -> dict:
     """Images/s of a training loader over raw PNGs vs the prepared cache, on the synthetic world's target."""
     try:
@@ -264,6 +285,9 @@ def table(result: dict) -> str:
     ld, li = d["label_decode_ms"], d["loader_img_s"]
     lines.append(f"GTA5 label decode 1052x1914: naive {ld['naive']:.1f} ms, lookup {ld['fast']:.1f} ms "
                  f"({ld['naive'] / ld['fast']:.0f}x)")
+    ir = d["image_resize_ms"]
+    lines.append(f"GTA5 image resize 1052x1914 -> 720x1280, one thread: bilinear {ir['bilinear']:.1f} ms, "
+                 f"antialiased {ir['antialias']:.1f} ms ({ir['antialias'] / ir['bilinear']:.1f}x)")
     if li.get("raw"):
         lines.append(f"loader at {th}x{tw}: raw PNGs {li['raw']:.1f} img/s, prepared cache {li['prepared']:.1f} "
                      f"img/s ({li['prepared'] / li['raw']:.1f}x)")
@@ -322,6 +346,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["models"][name] = m = bench_model(name, args, device, settings, peaks, args.explore)
         print(f"{name}: latency ms {m['latency_ms']}, train img/s {m['train_img_s']}", flush=True)
     result["data"] = {"label_decode_ms": bench_label_decode(10 if cuda else 5),
+                      "image_resize_ms": bench_image_resize(10 if cuda else 5),
                       "loader_img_s": bench_loader(args, device)}
     result["provenance"] = provenance()
     result["command"] = "python benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -1,7 +1,14 @@
-"""Segment images with a trained checkpoint: a colour mask and an overlay per image.
+"""Segment images with a trained checkpoint: a colour mask and an overlay per image, or Cityscapes label ids.
 
     python predict.py --checkpoint runs/step2b_bisenet/best.pt --input photos/ --out predictions/
     python predict.py --checkpoint best.pt --input street.jpg --out out/ --size 512x1024 --device cpu
+    python predict.py --checkpoint best.pt --input data/Cityscapes/leftImg8bit/val --out results/ \
+        --size 512x1024 --format labelIds
+
+``--format labelIds`` writes what the official Cityscapes evaluation (cityscapesScripts'
+evalPixelLevelSemanticLabeling) reads: per image one single-channel PNG of Cityscapes label ids at the image's
+full resolution, named after the image (``CITY_SEQ_FRAME_leftImg8bit.png`` keeps its name), and nothing else,
+so the official matcher finds exactly one prediction for each ``CITY_SEQ_FRAME_gtFine_labelIds.png``.
 
 The model is rebuilt from the checkpoint's model spec (architecture, classes, input normalisation), so any
 checkpoint written by the step scripts works without naming the model. Images of any size are accepted;
@@ -17,7 +24,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from datasets.labels import colorize
+from datasets.io import image_to_tensor, resize_image
+from datasets.labels import NUM_CLASSES, TRAINID_TO_ID, colorize
 from utils.checkpoint import load_checkpoint
 from utils.config import parse_size
 from utils.device import AMP_CHOICES, amp_name, autocast, resolve_amp, resolve_device
@@ -26,6 +34,7 @@ from utils.fast import CHANNELS_LAST, inference_model
 from utils.ops import resize
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+FORMATS = ("color", "labelIds")
 OVERLAY_ALPHA = 0.5  # share of the mask colour in the overlay
 
 
@@ -56,13 +65,39 @@ def find_images(path: Path, exclude: Path) -> list[Path]:
     return images
 
 
+def output_paths(path: Path, input_root: Path, out: Path, fmt: str) -> list[Path]:
+    """The files ``main`` writes for the image ``path``: mask and overlay, or the one label-id PNG."""
+    # A folder's sub-folders are mirrored, so equal file names in two cities never overwrite each other.
+    folder = out / path.parent.relative_to(input_root) if input_root.is_dir() else out
+    if fmt == "labelIds":
+        return [folder / f"{path.stem}.png"]
+    return [folder / f"{path.stem}_{suffix}.png" for suffix in ("mask", "overlay")]
+
+
+def check_outputs(images: list[Path], targets: list[list[Path]]) -> None:
+    """Refuse a run that would write one file twice (a.png and a.jpg) or write over one of its inputs."""
+    seen: dict[Path, Path] = {}
+    inputs = {p.resolve() for p in images}
+    for image, paths in zip(images, targets):
+        for target in paths:
+            if target.resolve() in inputs:
+                raise ConfigError(f"writing {target} would overwrite that input image: choose another --out.")
+            if target in seen:
+                raise ConfigError(f"{seen[target]} and {image} would both be written to {target}: rename one of "
+                                  "them or predict them separately.")
+            seen[target] = image
+
+
 @torch.inference_mode()
 def predict(model: torch.nn.Module, image: np.ndarray, device: torch.device, amp_dtype: torch.dtype | None,
             size: tuple[int, int] | None = None) -> np.ndarray:
     """HxWx3 uint8 RGB -> HxW train ids at the image's own size."""
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].to(device)
+    # The dataset's own tensor and image resize (antialiased, rounded to uint8), on the CPU as in its loader:
+    # the network sees exactly what evaluation feeds it.
+    x = image_to_tensor(image)
     if size is not None:
-        x = resize(x.float() / 255.0, size)  # models take float RGB in [0, 1] as well as uint8
+        x = resize_image(x, size)
+    x = x[None].to(device)
     with autocast(device, amp_dtype):
         logits = model(x)
     if isinstance(logits, (tuple, list)):
@@ -77,7 +112,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--checkpoint", required=True, type=Path, help="last.pt / best.pt of a step script")
     parser.add_argument("--input", required=True, type=Path, help="an image (png/jpg) or a folder of images")
     parser.add_argument("--out", required=True, type=Path,
-                        help="folder for <stem>_mask.png and <stem>_overlay.png (sub-folders of --input mirrored)")
+                        help="folder for <stem>_mask.png and <stem>_overlay.png, or <stem>.png with --format "
+                             "labelIds (sub-folders of --input mirrored)")
+    parser.add_argument("--format", default="color", choices=FORMATS,
+                        help="color: a colour mask and an overlay per image (default); labelIds: one PNG of "
+                             "Cityscapes label ids per image at its full resolution, for the official evaluation")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     parser.add_argument("--amp", default="auto", choices=AMP_CHOICES,
                         help="mixed precision (default auto: the project's policy for the device)")
@@ -88,15 +127,20 @@ def main(argv: list[str] | None = None) -> list[Path]:
     device = resolve_device(args.device)
     amp_dtype = resolve_amp(args.amp, device)
     images = find_images(args.input, exclude=args.out)
+    targets = [output_paths(path, args.input, args.out, args.format) for path in images]
+    check_outputs(images, targets)
+    model = load_model(args.checkpoint, device)
+    if args.format == "labelIds" and model.num_classes != NUM_CLASSES:
+        raise ConfigError(f"--format labelIds maps the {NUM_CLASSES} Cityscapes train classes to label ids, but "
+                          f"{args.checkpoint} predicts {model.num_classes} classes: use --format color.")
     # The fast inference path (folded BatchNorm, weights in the AMP dtype, channels_last); eager, since
     # images of many sizes would each need their own CUDA graph.
-    model = inference_model(load_model(args.checkpoint, device), device, channels_last=CHANNELS_LAST[device.type],
-                            dtype=amp_dtype)
+    model = inference_model(model, device, channels_last=CHANNELS_LAST[device.type], dtype=amp_dtype)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(images)} image(s) on {device}, AMP {amp_name(amp_dtype)}"
           + (f", network input {args.size[0]}x{args.size[1]}" if args.size else "") + f" -> {args.out}")
     written, failed = [], []
-    for path in tqdm(images, desc="predict", unit="img", dynamic_ncols=True):
+    for path, paths in zip(tqdm(images, desc="predict", unit="img", dynamic_ncols=True), targets):
         try:
             with Image.open(path) as im:
                 image = np.array(im.convert("RGB"))
@@ -111,18 +155,32 @@ def main(argv: list[str] | None = None) -> list[Path]:
         except torch.OutOfMemoryError:
             raise UserError(f"out of GPU memory on {path} ({image.shape[0]}x{image.shape[1]}): "
                             "use --size to run the network smaller, or --device cpu.") from None
-        mask = colorize(pred)
-        overlay = (image * (1 - OVERLAY_ALPHA) + mask * OVERLAY_ALPHA).round().astype(np.uint8)
-        # A folder's sub-folders are mirrored, so equal file names in two cities never overwrite each other.
-        folder = args.out / path.parent.relative_to(args.input) if args.input.is_dir() else args.out
-        folder.mkdir(parents=True, exist_ok=True)
-        for suffix, array in (("mask", mask), ("overlay", overlay)):
-            target = folder / f"{path.stem}_{suffix}.png"
+        if args.format == "labelIds":
+            arrays = [TRAINID_TO_ID[pred]]
+        else:
+            mask = colorize(pred)
+            arrays = [mask, (image * (1 - OVERLAY_ALPHA) + mask * OVERLAY_ALPHA).round().astype(np.uint8)]
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+        for target, array in zip(paths, arrays):
             Image.fromarray(array).save(target)
             written.append(target)
-    print(f"wrote {len(written) // 2} mask(s) and overlay(s) to {args.out}"
+    what = "label-id PNG(s)" if args.format == "labelIds" else "mask(s) and overlay(s)"
+    print(f"wrote {len(written) // len(targets[0])} {what} to {args.out}"
           + (f"; skipped {len(failed)} unreadable file(s)" if failed else ""))
+    if args.format == "labelIds":
+        warn_other_pngs(args.out, written)
     return written
+
+
+def warn_other_pngs(out: Path, written: list[Path]) -> None:
+    """Name PNGs in ``out`` that this run did not write: the official matcher searches the folder recursively
+    and refuses a frame for which it finds two candidate predictions."""
+    ours = {p.resolve() for p in written}
+    others = sorted(p for p in out.rglob("*.png") if p.resolve() not in ours)
+    if others:
+        print(f"warning: {out} also holds {len(others)} PNG file(s) not written by this run (e.g. {others[0]}); "
+              "the official Cityscapes evaluation may take one for a second prediction of a frame: give an "
+              "empty --out.")
 
 
 if __name__ == "__main__":

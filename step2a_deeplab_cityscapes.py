@@ -12,11 +12,13 @@ RUN_NAME = "step2a_deeplabv2"          # this run's folder under RUNS_DIR; --dem
 CITYSCAPES_ROOT = "data/Cityscapes"    # Cityscapes root: leftImg8bit/ (or images/) and gtFine/
 LABEL_SOURCE = "auto"                  # auto | labelIds | labelTrainIds (auto: trainIds when present)
 TRAIN_SIZE = (512, 1024)               # (H, W) training images are resized to
-EVAL_SIZE = (512, 1024)                # (H, W) evaluation resolution, or "native" (logits to full label)
+EVAL_SIZE = (512, 1024)                # (H, W) the network's input for evaluation, or "native" (the image's own)
+EVAL_LABELS = "resized"                # resized (course: labels nearest-resized to EVAL_SIZE) | full (official)
 TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 VAL_IMAGES = 0                         # evaluate on N val images spread over the split (0: all)
 NUM_CLASSES = 19                       # Cityscapes train classes
 PRETRAINED = "DeepLab_resnet_pretrained_imagenet.pth"  # ImageNet backbone: this file | imagenet | none
+BN_MODE = "reference"                  # pretrained BatchNorm: reference (affine frozen, batch stats) | frozen
 EPOCHS = 50                            # passes over the training set
 BATCH_SIZE = 2                         # images per iteration
 LR = 2.5e-4                            # base learning rate (classifier 10x), poly schedule, power 0.9
@@ -42,9 +44,9 @@ COMPILE = "auto"                       # latency path: auto (GPU: torch.compile 
 SYNTHETIC_DIR = "data/synthetic"       # where --demo finds (or generates) the synthetic world
 SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world --demo uses
 
-CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"),
+CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"), "BN_MODE": ("reference", "frozen"),
            "OPTIMIZER": ("sgd", "adam"), "LOSS": ("ce", "ohem", "focal"), "EVAL_SIZE": ("native",),
-           "SYNTHETIC_WORLD": ("default", "tiny")}
+           "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny")}
 BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "VAL_IMAGES": 0, "LR": 0, "MOMENTUM": 0,
           "WEIGHT_DECAY": 0}  # lower bounds: a value below is refused before anything runs
 # DeepLabV2-R101 costs 15x BiSeNet: on a CPU the demo only shows that it trains end to end.
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     all_train = Cityscapes(root, "train", size=cfg.TRAIN_SIZE, label_source=cfg.LABEL_SOURCE)
     train_set = limit(all_train, cfg.TRAIN_IMAGES)
     val_set = limit(Cityscapes(root, "val", size=None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE,
-                               label_source=cfg.LABEL_SOURCE), cfg.VAL_IMAGES)
+                               label_source=cfg.LABEL_SOURCE, full_labels=cfg.EVAL_LABELS == "full"), cfg.VAL_IMAGES)
     run = Run(cfg)
     if run.start() == "finished":
         return show_stored_results(run)
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
         use_prepared_for_demo(all_train, images_read=cfg.EPOCHS * len(train_set))
 
     seed_everything(cfg.SEED)
-    model = DeepLabV2(num_classes=cfg.NUM_CLASSES, pretrained=pretrained_arg(cfg.PRETRAINED))
+    model = DeepLabV2(num_classes=cfg.NUM_CLASSES, pretrained=pretrained_arg(cfg.PRETRAINED), bn_mode=cfg.BN_MODE)
     if cfg.INIT_FROM and run.status == "new":
         model.load_weights(cfg.INIT_FROM)
     net = env.place(model)  # on the device; a DDP wrapper under torchrun

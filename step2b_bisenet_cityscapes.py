@@ -12,7 +12,8 @@ RUN_NAME = "step2b_bisenet"            # this run's folder under RUNS_DIR; --dem
 CITYSCAPES_ROOT = "data/Cityscapes"    # Cityscapes root: leftImg8bit/ (or images/) and gtFine/
 LABEL_SOURCE = "auto"                  # auto | labelIds | labelTrainIds (auto: trainIds when present)
 TRAIN_SIZE = (512, 1024)               # (H, W) training images are resized to
-EVAL_SIZE = (512, 1024)                # (H, W) evaluation resolution, or "native" (logits to full label)
+EVAL_SIZE = (512, 1024)                # (H, W) the network's input for evaluation, or "native" (the image's own)
+EVAL_LABELS = "resized"                # resized (course: labels nearest-resized to EVAL_SIZE) | full (official)
 TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 NUM_CLASSES = 19                       # Cityscapes train classes
 CONTEXT_PATH = "resnet18"              # resnet18 | resnet101 context path backbone
@@ -45,7 +46,7 @@ SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world -
 
 CHOICES = {"LABEL_SOURCE": ("auto", "labelIds", "labelTrainIds"), "CONTEXT_PATH": ("resnet18", "resnet101"),
            "OPTIMIZER": ("sgd", "adam"), "LOSS": ("ce", "ohem", "focal"), "EVAL_SIZE": ("native",),
-           "SYNTHETIC_WORLD": ("default", "tiny")}
+           "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny")}
 BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "MOMENTUM": 0, "WEIGHT_DECAY": 0,
           "AUX_WEIGHT": 0}  # lower bounds: a value below is refused before anything runs
 # From random weights on a CPU: Adam and OHEM learn the thin and rare classes sooner than SGD and plain
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     all_train = Cityscapes(root, "train", size=cfg.TRAIN_SIZE, label_source=cfg.LABEL_SOURCE)
     train_set = limit(all_train, cfg.TRAIN_IMAGES)
     val_set = Cityscapes(root, "val", size=None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE,
-                         label_source=cfg.LABEL_SOURCE)
+                         label_source=cfg.LABEL_SOURCE, full_labels=cfg.EVAL_LABELS == "full")
     run = Run(cfg)
     if run.start() == "finished":
         return show_stored_results(run)

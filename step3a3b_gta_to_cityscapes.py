@@ -13,9 +13,11 @@ RUN_NAME = "step3_gta_to_cityscapes"   # folder under RUNS_DIR, one subfolder pe
 GTA5_ROOT = "data/GTA5"                # GTA5 root: images/ and labels/
 GTA5_LABEL_FORMAT = "auto"             # auto | labelIds | color | trainIds (greyscale needs a value)
 GTA5_VAL_FRACTION = 0.1                # held-out GTA5 share for the in-domain reference (0: none)
+GTA5_SPLIT_SEED = 0                    # chooses the held-out share; the same in step 4/5, whatever SEED is
 CITYSCAPES_ROOT = "data/Cityscapes"    # Cityscapes root: leftImg8bit/ (or images/) and gtFine/
 TRAIN_SIZE = (720, 1280)               # (H, W) GTA5 training images are resized to
-EVAL_SIZE = (512, 1024)                # (H, W) Cityscapes evaluation resolution, or "native"
+EVAL_SIZE = (512, 1024)                # (H, W) the network's input for evaluation, or "native" (the image's own)
+EVAL_LABELS = "resized"                # resized (course: labels nearest-resized to EVAL_SIZE) | full (official)
 TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 NUM_CLASSES = 19                       # Cityscapes train classes
 PRETRAINED = True                      # ImageNet weights for the ResNet18 context path (torchvision)
@@ -52,11 +54,11 @@ VARIANTS = {                           # variant -> augmentation: probability (s
 }
 
 CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"),
-           "EVAL_SIZE": ("native",), "SYNTHETIC_WORLD": ("default", "tiny")}
+           "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny")}
 BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "MOMENTUM": 0, "WEIGHT_DECAY": 0,
           "AUX_WEIGHT": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
 DEMO = {"TRAIN_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False, "EPOCHS": 2,
-        "TRAIN_IMAGES": 128, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3, "VARIANTS": "none,full"}
+        "TRAIN_IMAGES": 96, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3, "VARIANTS": "none,full"}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -85,10 +87,13 @@ def main(argv: list[str] | None = None) -> dict:
     world = demo_world(cfg.SYNTHETIC_DIR, cfg.SYNTHETIC_WORLD) if cfg.demo else None
     gta_root = world / "GTA5" if world else Path(cfg.GTA5_ROOT)
     city_root = world / "Cityscapes" if world else Path(cfg.CITYSCAPES_ROOT)
-    # GTA5 is split once (by SEED): the held-out part measures the in-domain figure beside the target's.
-    split = dict(label_format=cfg.GTA5_LABEL_FORMAT, val_fraction=cfg.GTA5_VAL_FRACTION, split_seed=cfg.SEED)
+    # One GTA5 split for steps 3 and 4/5 (GTA5_SPLIT_SEED): both train on the same images, and the held-out part
+    # measures the in-domain figure beside the target's.
+    split = dict(label_format=cfg.GTA5_LABEL_FORMAT, val_fraction=cfg.GTA5_VAL_FRACTION,
+                 split_seed=cfg.GTA5_SPLIT_SEED)
     held_out = {"gta5_val": GTA5(gta_root, "val", size=cfg.TRAIN_SIZE, **split)} if cfg.GTA5_VAL_FRACTION > 0 else {}
-    val_set = Cityscapes(city_root, "val", size=None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE)
+    val_set = Cityscapes(city_root, "val", size=None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE,
+                         full_labels=cfg.EVAL_LABELS == "full")
     val_loader = env.loader(val_set, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
     extra_loaders = {name: env.loader(ds, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
                      for name, ds in held_out.items()}

@@ -12,10 +12,13 @@ RUNS_DIR = "runs"                      # where run folders go (relative to the c
 RUN_NAME = "step4_5_adversarial"       # folder under RUNS_DIR, one subfolder per variant; --demo: "-demo"
 GTA5_ROOT = "data/GTA5"                # GTA5 root (labelled source): images/ and labels/
 GTA5_LABEL_FORMAT = "auto"             # auto | labelIds | color | trainIds (greyscale needs a value)
+GTA5_VAL_FRACTION = 0.1                # GTA5 share held out, as in step 3 (0: train on all of it)
+GTA5_SPLIT_SEED = 0                    # chooses the held-out share: equal to step 3's, so both train on one set
 CITYSCAPES_ROOT = "data/Cityscapes"    # Cityscapes root: train split unlabelled target, val for evaluation
 TRAIN_SIZE = (720, 1280)               # (H, W) GTA5 source images are resized to
 TARGET_SIZE = (512, 1024)              # (H, W) Cityscapes target training images are resized to
-EVAL_SIZE = (512, 1024)                # (H, W) Cityscapes evaluation resolution, or "native"
+EVAL_SIZE = (512, 1024)                # (H, W) the network's input for evaluation, or "native" (the image's own)
+EVAL_LABELS = "resized"                # resized (course: labels nearest-resized to EVAL_SIZE) | full (official)
 TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 SOURCE_AUGMENT = {"hflip": 0.5, "color_jitter": 0.5, "blur": 0.5}  # best step-3 set, on source images
 NUM_CLASSES = 19                       # Cityscapes train classes
@@ -57,13 +60,13 @@ VARIANTS = {                           # variant -> adversarial?, segmentation l
 }
 
 CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"),
-           "EVAL_SIZE": ("native",), "SYNTHETIC_WORLD": ("default", "tiny")}
+           "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny")}
 BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "ADAM_LR": 0, "MOMENTUM": 0,
           "WEIGHT_DECAY": 0, "AUX_WEIGHT": 0, "FOCAL_GAMMA": 0, "LAMBDA_ADV": 0,
-          "DISC_LR": 0}  # lower bounds: a value below is refused before anything runs
+          "DISC_LR": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
 # Adversarial iterations cost twice a source-only one (target forward/backward, discriminator).
 DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False,
-        "EPOCHS": 2, "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "ADAM_LR": 1e-3, "EVAL_EVERY": 2,
+        "EPOCHS": 2, "TRAIN_IMAGES": 96, "BATCH_SIZE": 8, "LR": 5e-2, "ADAM_LR": 1e-3, "EVAL_EVERY": 2,
         "LATENCY_ITERS": 3, "VARIANTS": "source_only,adv_ce_sgd,adv_focal_adam"}
 
 
@@ -93,11 +96,14 @@ def main(argv: list[str] | None = None) -> dict:
     world = demo_world(cfg.SYNTHETIC_DIR, cfg.SYNTHETIC_WORLD) if cfg.demo else None
     gta_root = world / "GTA5" if world else Path(cfg.GTA5_ROOT)
     city_root = world / "Cityscapes" if world else Path(cfg.CITYSCAPES_ROOT)
-    all_source = GTA5(gta_root, "all", size=cfg.TRAIN_SIZE, label_format=cfg.GTA5_LABEL_FORMAT,
+    all_source = GTA5(gta_root, "train" if cfg.GTA5_VAL_FRACTION > 0 else "all", size=cfg.TRAIN_SIZE,
+                      label_format=cfg.GTA5_LABEL_FORMAT, val_fraction=cfg.GTA5_VAL_FRACTION,
+                      split_seed=cfg.GTA5_SPLIT_SEED,
                       transform=build_augmentation(cfg.SOURCE_AUGMENT, crop_size=cfg.TRAIN_SIZE))
     source = limit(all_source, cfg.TRAIN_IMAGES)
     target = Cityscapes(city_root, "train", size=cfg.TARGET_SIZE)  # its labels are never read
-    val_set = Cityscapes(city_root, "val", size=None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE)
+    val_set = Cityscapes(city_root, "val", size=None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE,
+                         full_labels=cfg.EVAL_LABELS == "full")
     source_loader = env.loader(source, cfg.BATCH_SIZE, train=True, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
     val_loader = env.loader(val_set, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
     max_iter = cfg.EPOCHS * len(source_loader)

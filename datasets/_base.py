@@ -68,9 +68,15 @@ class SegmentationDataset(Dataset):
     # Prepared items (datasets.cache), replacing decode + resize; augmentation still runs per item.
     _cache: PreparedItems | None = None
 
-    def __init__(self, size: tuple[int, int] | None, transform: Transform | None) -> None:
+    def __init__(self, size: tuple[int, int] | None, transform: Transform | None, full_labels: bool = False) -> None:
         self.size = check_size(size)
         self.transform = transform
+        # The official evaluation protocol: the network sees the image at ``size``, its logits are scored
+        # against every labelled pixel of the full-resolution label.
+        self.full_labels = bool(full_labels)
+        if self.full_labels and transform is not None:
+            raise ConfigError("full_labels keeps labels at their file's resolution for evaluation; a joint "
+                              "transform needs image and label of one size: use one or the other.")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -86,7 +92,7 @@ class SegmentationDataset(Dataset):
         Args:
             cache_dir: the cache folder, None for the project's default, False to always read the raw files.
         """
-        if self.size is None or cache_dir is False:
+        if self.size is None or cache_dir is False or self.full_labels:  # the cache holds labels at ``size``
             return
         self._cache = find_cache(self, cache_dir)
 
@@ -116,7 +122,8 @@ class SegmentationDataset(Dataset):
     def _finish(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.size is not None:
             image = io.resize_image(image, self.size)
-            label = io.resize_label(label, self.size)
+            if not self.full_labels:
+                label = io.resize_label(label, self.size)
         if self.transform is not None:
             out = self.transform(tv_tensors.Image(image), tv_tensors.Mask(label))
             image, label = out

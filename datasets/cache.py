@@ -28,7 +28,9 @@ import torch
 from utils.errors import ConfigError, DatasetError
 from utils.paths import REPO_ROOT
 
-FORMAT_VERSION = 1
+# 2: images are downscaled with antialiasing (utils.ops.resize_image); sets of version 1 hold the old
+# plain-bilinear pixels and must be rebuilt, not served beside raw files that now resize differently.
+FORMAT_VERSION = 2
 DEFAULT_CACHE_DIR = REPO_ROOT / "data" / "cache"
 MANIFEST = "manifest.json"
 ARRAYS = {"images": "images.npy", "labels": "labels.npy"}

@@ -68,6 +68,8 @@ class Cityscapes(SegmentationDataset):
             "labelIds" (map the 34 label ids to train ids) or "labelTrainIds" (use the train-id files).
         cache_dir: where ``python -m datasets.prepare`` caches decoded, resized items; a fresh cache of this
             split at ``size`` is used instead of the PNGs. None: the project's default; False: never.
+        full_labels: resize only the image to ``size`` and keep the label at its file's resolution (the
+            official evaluation protocol: logits are upsampled to the full label); no ``transform`` then.
     """
 
     cache_kind = "cityscapes"
@@ -80,8 +82,9 @@ class Cityscapes(SegmentationDataset):
         transform: Transform | None = None,
         label_source: str = "auto",
         cache_dir: str | Path | bool | None = None,
+        full_labels: bool = False,
     ) -> None:
-        super().__init__(size, transform)
+        super().__init__(size, transform, full_labels)
         self.root = Path(root)
         self.split = check_choice("split", split, SPLITS)
         self.label_source = check_choice("label_source", label_source, LABEL_SOURCES)

@@ -100,7 +100,7 @@ class GTA5(SegmentationDataset):
     """GTA5 frames with Cityscapes labels; items are (3xHxW uint8 RGB image, HxW int64 train ids with 255).
 
     Images without a label file are skipped and counted (``num_skipped``, one warning). An image whose size
-    differs from its label's is resized (bilinear) to the label's size: the label is the ground truth.
+    differs from its label's is resized (``io.resize_image``) to the label's size: the label is the ground truth.
 
     Args:
         root: folder with ``images/`` and ``labels/``.

@@ -116,10 +116,11 @@ def label_to_tensor(train_ids: np.ndarray) -> torch.Tensor:
 
 
 def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize (the project's one helper) of a 3xHxW uint8 image, rounded back to uint8."""
+    """Resize of a 3xHxW uint8 image with the project's image helper (``ops.resize_image``: bilinear,
+    antialiased when shrinking), rounded back to uint8."""
     if tuple(image.shape[-2:]) == tuple(size):
         return image
-    out = ops.resize(image[None].float(), size)[0]
+    out = ops.resize_image(image[None].float(), size)[0]
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 

@@ -2,8 +2,8 @@
 
 Geometry (scale + crop, flip) moves image and label together; photometric changes (colour jitter,
 blur) touch the image only, since v2 passes a ``Mask`` through them unchanged. Resizing goes through the
-project's one interpolation helper (``utils.ops``: bilinear, align_corners=False, for images; nearest for
-labels), so augmentation, evaluation and the models all interpolate the same way.
+project's one interpolation helper (``utils.ops``: bilinear, align_corners=False, antialiased when an image
+shrinks; nearest for labels), so augmentation, evaluation and the models all interpolate the same way.
 
 Parameters follow the reports of the course project (BiSeNet-R18, GTA5 -> Cityscapes) and the papers:
 
@@ -44,7 +44,8 @@ JointTransform = Callable[[tv_tensors.Image, tv_tensors.Mask], tuple[tv_tensors.
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize an Image (bilinear, dtype kept) or a Mask (nearest) with any leading dimensions."""
+    """Resize an Image (bilinear, antialiased when shrinking, dtype kept) or a Mask (nearest) with any
+    leading dimensions."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     if isinstance(x, tv_tensors.Mask):
@@ -54,7 +55,7 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     else:
         plain = x.as_subclass(torch.Tensor)
         flat = plain.reshape(-1, *plain.shape[-3:]).float()
-        out = ops.resize(flat, size)
+        out = ops.resize_image(flat, size)
         if not plain.is_floating_point():
             out = out.round_().clamp_(0, 255)
         out = out.to(plain.dtype).reshape(*plain.shape[:-2], *size)

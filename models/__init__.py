@@ -1,8 +1,8 @@
 """Models: BiSeNet, DeepLabV2, the FC discriminator, and rebuilding a model from its spec.
 
-``model.spec`` is a plain-Python dict (arch, num_classes, context_path or freeze_bn, input_norm) stored in
-checkpoints; ``build_model(spec)`` rebuilds that model untrained and ``check_spec`` tells a checkpoint of
-another model apart before its state dict is loaded.
+``model.spec`` is a plain-Python dict (arch, num_classes, context_path or freeze_bn and bn_mode, input_norm)
+stored in checkpoints; ``build_model(spec)`` rebuilds that model untrained and ``check_spec`` tells a
+checkpoint of another model apart before its state dict is loaded.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from models._weights import pretrained_arg
 from models.bisenet import BiSeNet
 from models.deeplabv2 import DeepLabV2, get_deeplab_v2
 from models.discriminator import FCDiscriminator
-from utils.errors import CheckpointError
+from utils.errors import CheckpointError, ConfigError
 
 MODELS = {"bisenet": BiSeNet, "deeplabv2": DeepLabV2}
 
@@ -32,7 +32,13 @@ def build_model(spec: dict[str, Any]) -> SegmentationModel:
     if spec["arch"] == "bisenet":
         model: SegmentationModel = BiSeNet(num_classes, context_path=spec.get("context_path", "resnet18"))
     else:
-        model = DeepLabV2(num_classes, freeze_bn=bool(spec.get("freeze_bn", False)))
+        freeze_bn = bool(spec.get("freeze_bn", False))
+        # Specs written before bn_mode existed froze the statistics along with the affine parameters.
+        bn_mode = spec.get("bn_mode", "frozen" if freeze_bn else "reference")
+        try:
+            model = DeepLabV2(num_classes, freeze_bn=freeze_bn, bn_mode=bn_mode)
+        except ConfigError as e:
+            raise CheckpointError(f"model spec {spec!r}: {e}") from None
     if "input_norm" in spec:
         model.set_input_norm(spec["input_norm"])
     return model

@@ -134,7 +134,7 @@ class BiSeNet(SegmentationModel):
         self.arm32 = AttentionRefinementModule(ch32)
         self.ffm = FeatureFusionModule(256 + ch16 + ch32, num_classes)
         self.classifier = nn.Conv2d(num_classes, num_classes, kernel_size=1)
-        # Auxiliary heads (training only) supervise the refined 1/16 and 1/32 context features.
+        # Auxiliary heads (training only) supervise the refined 1/16 and 1/32 context features, brought to 1/8.
         self.aux_head16 = nn.Conv2d(ch16, num_classes, kernel_size=1)
         self.aux_head32 = nn.Conv2d(ch32, num_classes, kernel_size=1)
         self._init_heads()
@@ -184,10 +184,17 @@ class BiSeNet(SegmentationModel):
         feat16, feat32, tail = self.context_path(x)
         feat16 = self.arm16(feat16)
         feat32 = self.arm32(feat32) * tail
-        context = torch.cat((resize(feat16, spatial.shape[-2:]), resize(feat32, spatial.shape[-2:])), dim=1)
+        fused = spatial.shape[-2:]
+        context = torch.cat((resize(feat16, fused), resize(feat32, fused)), dim=1)
         # The 1x1 classifier commutes with bilinear upsampling: applying it at 1/8 gives the same logits as
         # the reference's upsample-then-classify for 1/64 of the cost.
         main = resize(self.classifier(self.ffm(spatial, context)), size)
         if not self.training:
             return main
-        return main, resize(self.aux_head16(feat16), size), resize(self.aux_head32(feat32), size)
+        # The reference supervises the context features once upsampled to 1/8 and upsamples those logits to
+        # full size: two bilinear steps, which one direct step does not reproduce. The 1x1 heads run before
+        # the first step (they commute with it, as the classifier does), so no 1/8 copy of the wide features
+        # is kept for their backward pass.
+        aux16 = resize(resize(self.aux_head16(feat16), fused), size)
+        aux32 = resize(resize(self.aux_head32(feat32), fused), size)
+        return main, aux16, aux32

@@ -20,6 +20,9 @@ from utils.errors import ConfigError
 from utils.ops import resize
 
 TORCHVISION_WEIGHTS = torchvision.models.ResNet101_Weights.IMAGENET1K_V1
+# How a pretrained backbone's BatchNorm trains. "reference": affine parameters frozen, statistics from the
+# batch and kept up to date (AdaptSegNet's and ADVENT's DeepLab); "frozen": statistics frozen too.
+BN_MODES = ("reference", "frozen")
 
 
 class Bottleneck(nn.Module):
@@ -106,8 +109,9 @@ class DeepLabV2(SegmentationModel):
     """DeepLabV2-ResNet101 (ASPP, output stride 8).
 
     Train mode returns ``(logits, None, None)`` (the tuple shape BiSeNet trains with), eval mode the logits;
-    both at the input's size. With frozen BatchNorm the backbone's BN layers keep their statistics (they stay
-    in eval mode under ``model.train()``) and their affine parameters do not train.
+    both at the input's size. A pretrained backbone's BatchNorm affine parameters do not train; with
+    ``bn_mode="reference"`` its BN layers still normalise with the batch statistics and update their running
+    statistics during training, with ``bn_mode="frozen"`` they stay in eval mode under ``model.train()``.
 
     Args:
         num_classes: number of output classes.
@@ -115,17 +119,24 @@ class DeepLabV2(SegmentationModel):
             or the path of a weights file: the shared Caffe checkpoint ``DeepLab_resnet_pretrained_imagenet.pth``
             (keys with a prefix, e.g. ``Scale.``; its classifier keys are skipped) or a torchvision ResNet-101
             state dict. The input normalisation follows the weights (Caffe: BGR 0..255 minus the mean).
-        freeze_bn: None freezes the backbone BatchNorm iff pretrained weights are loaded (the reference trains
-            with tiny batches); from scratch it trains, as default statistics would leave the net unnormalised.
+        freeze_bn: whether ``bn_mode`` applies. None: iff pretrained weights are loaded; from scratch the
+            BatchNorm trains fully, as default statistics would leave the net unnormalised. True applies it
+            to an untrained model too, e.g. one rebuilt from a pretrained model's spec.
+        bn_mode: how a pretrained backbone's BatchNorm trains: "reference" (affine parameters frozen,
+            statistics from the batch, as AdaptSegNet and ADVENT train it) or "frozen" (affine parameters and
+            statistics frozen).
     """
 
     arch = "deeplabv2"
 
     def __init__(self, num_classes: int = 19, pretrained: bool | str | os.PathLike = False,
-                 freeze_bn: bool | None = None) -> None:
+                 freeze_bn: bool | None = None, bn_mode: str = "reference") -> None:
         super().__init__()
         if int(num_classes) < 1:
             raise ConfigError(f"num_classes must be positive, got {num_classes}")
+        if bn_mode not in BN_MODES:
+            raise ConfigError(f"unknown DeepLabV2 bn_mode {bn_mode!r}; choose one of {', '.join(BN_MODES)}")
+        self.bn_mode = bn_mode
         self.num_classes = int(num_classes)
         # The weights file is read first, so a wrong path fails at once rather than after building the net.
         state, source = None, ""
@@ -161,14 +172,14 @@ class DeepLabV2(SegmentationModel):
 
     def train(self, mode: bool = True) -> "DeepLabV2":
         super().train(mode)
-        if getattr(self, "freeze_bn", False):
+        if getattr(self, "freeze_bn", False) and self.bn_mode == "frozen":
             for m in self.backbone.modules():
                 if isinstance(m, nn.BatchNorm2d):
                     m.eval()
         return self
 
     def _spec_extra(self) -> dict[str, Any]:
-        return {"freeze_bn": self.freeze_bn}
+        return {"freeze_bn": self.freeze_bn, "bn_mode": self.bn_mode}
 
     def _group_modules(self) -> list[tuple[str, nn.Module, float]]:
         return [("backbone", self.backbone, 1.0), ("classifier", self.classifier, 10.0)]

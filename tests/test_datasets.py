@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageFile
 
 from datasets import GTA5, Cityscapes, labels
@@ -300,6 +301,51 @@ def test_gta5_image_resized_to_label(tmp_path: Path) -> None:
     assert np.array_equal(label.numpy(), labels.ID_TO_TRAINID[written[0]])
     image, label = GTA5(tmp_path, size=(16, 24))[0]
     assert image.shape == (3, 16, 24) and label.shape == (16, 24) and torch.all(image == 90)
+
+
+def _checkerboard(h: int, w: int) -> np.ndarray:
+    """HxWx3 uint8 one-pixel checkerboard of 0 and 255 (mean 127.5): what aliasing turns into black and white."""
+    yy, xx = np.mgrid[:h, :w]
+    return np.repeat(((yy + xx) % 2 * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _antialiased(rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+    out = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return out[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def test_dataset_downscale_is_antialiased(tmp_path: Path) -> None:
+    board = _checkerboard(48, 96)
+    ids = np.kron(np.array([[7, 26, 23]], np.uint8), np.ones((48, 32), np.uint8))  # road | car | sky
+    stem = "city_000000_000019"
+    city = tmp_path / "cityscapes"
+    write_png(city / "leftImg8bit" / "val" / "city" / f"{stem}_leftImg8bit.png", board)
+    write_png(city / "gtFine" / "val" / "city" / f"{stem}_gtFine_labelIds.png", ids)
+    image, label = Cityscapes(city, "val", size=(16, 32), cache_dir=False)[0]  # 3x smaller
+    assert torch.equal(image, _antialiased(board, (16, 32)))
+    assert (image.float() - 127.5).abs().max() <= 3
+    assert set(label.unique().tolist()) == {0, 13, 10}  # nearest: road, car, sky and nothing in between
+
+    # GTA5 with an image larger than its label: the image goes straight to ``size`` (or the label's size).
+    gta = tmp_path / "gta5"
+    write_png(gta / "images" / "00001.png", board)
+    write_png(gta / "labels" / "00001.png", ids[::2, ::2], palette=labels.LABEL_ID_PALETTE)
+    image, label = GTA5(gta, size=(16, 32), cache_dir=False)[0]
+    assert torch.equal(image, _antialiased(board, (16, 32))) and label.shape == (16, 32)
+    image, label = GTA5(gta, cache_dir=False)[0]
+    assert torch.equal(image, _antialiased(board, (24, 48))) and label.shape == (24, 48)
+    assert (image.float() - 127.5).abs().max() <= 3
+
+
+def test_dataset_upscale_is_plain_bilinear(tmp_path: Path) -> None:
+    board = _checkerboard(16, 32)
+    write_png(tmp_path / "images" / "00001.png", board)
+    write_png(tmp_path / "labels" / "00001.png", np.full((16, 32), 7, np.uint8), palette=labels.LABEL_ID_PALETTE)
+    image, label = GTA5(tmp_path, size=(40, 80), cache_dir=False)[0]
+    x = torch.from_numpy(board).permute(2, 0, 1)[None].float()
+    plain = F.interpolate(x, size=(40, 80), mode="bilinear", align_corners=False)[0].round().to(torch.uint8)
+    assert torch.equal(image, plain) and torch.all(label == 0)
 
 
 @pytest.mark.parametrize("which", ["image", "label"])

@@ -1,7 +1,12 @@
 """The engine's pieces: checkpoints, deterministic sampling, run folders, the NaN guard, one iteration."""
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
+import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -35,6 +40,67 @@ def test_atomic_save_crash_leaves_previous_intact(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", real_save)
     assert torch.equal(load_checkpoint(path)["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+def _no_space_message(tmp_path, monkeypatch, failing_save, keep_previous=False) -> str:
+    path = tmp_path / "last.pt"
+    atomic_save({"w": torch.ones(3)}, path)
+    monkeypatch.setattr(torch, "save", failing_save)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: SimpleNamespace(total=1 << 40, used=1 << 40, free=1536))
+    with pytest.raises(CheckpointError) as err:
+        atomic_save({"w": torch.zeros(1000)}, path, keep_previous=keep_previous)
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary (or .prev) file left behind
+    message = str(err.value)
+    assert str(path) in message and "1.5 KiB (1536 bytes) is free" in message
+    assert "Free some space" in message and "RUNS_DIR" in message
+    return message
+
+
+def test_atomic_save_on_a_full_disk_is_a_clear_error(tmp_path, monkeypatch):
+    real_save = torch.save
+
+    def full_disk_save(obj, f):
+        if not isinstance(f, io.BufferedWriter):  # the size estimate writes to no disk
+            return real_save(obj, f)
+        f.write(b"x" * 512)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    buffer = io.BytesIO()
+    torch.save({"w": torch.zeros(1000)}, buffer)
+    size = len(buffer.getvalue())
+    message = _no_space_message(tmp_path, monkeypatch, full_disk_save, keep_previous=True)
+    assert "the disk is full" in message
+    assert f"It needs {size / 1024:.1f} KiB ({size} bytes)" in message
+
+    def quota_save(obj, f):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+    assert "quota" in _no_space_message(tmp_path, monkeypatch, quota_save)
+
+
+def test_atomic_save_full_disk_reported_by_torch_as_a_runtime_error(tmp_path, monkeypatch):
+    """torch's zip writer turns the failed write into a RuntimeError raised while handling the OSError."""
+    def torch_like_save(obj, f):
+        f.write(b"x" * 700)
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+    message = _no_space_message(tmp_path, monkeypatch, torch_like_save)
+    assert "more than the 700 bytes written" in message
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("numel", [10, 1_000_000])  # the error comes from close, or from torch's zip writer
+def test_atomic_save_real_enospc_from_dev_full(tmp_path, numel):
+    path = tmp_path / "last.pt"
+    atomic_save({"w": torch.ones(3)}, path)
+    # Every write to /dev/full fails with ENOSPC: the temporary file atomic_save opens is pointed there.
+    os.symlink("/dev/full", tmp_path / f".last.pt.tmp-{os.getpid()}")
+    with pytest.raises(CheckpointError, match="the disk is full. It needs .* bytes"):
+        atomic_save({"w": torch.zeros(numel)}, path, keep_previous=True)
+    assert torch.equal(load_checkpoint(path)["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
 def test_truncated_last_falls_back_to_previous(tmp_path, capsys):

@@ -159,13 +159,14 @@ def test_invalid_focal_settings():
 
 
 def _ohem_by_hand(logits, target, thresh, min_kept):
-    """Sort the valid pixels' losses; keep those with p(true class) < thresh, or the min_kept hardest."""
+    """Sort the valid pixels' losses; keep those with p(true class) < thresh, or the hardest min_kept of the
+    valid pixels (CoinCheung's OhemCELoss counts n_min on the non-ignored pixels, not on all of them)."""
     per_pixel = F.cross_entropy(logits, target, ignore_index=255, reduction="none").flatten()
     valid = per_pixel[target.flatten() != 255]
     hard = valid[valid > -math.log(thresh)]
-    k = max(1, int(target.numel() * min_kept))
+    k = int(valid.numel() * min_kept)
     if hard.numel() >= k:
-        return hard.mean().item()
+        return hard.mean().item() if hard.numel() else 0.0
     return valid.sort(descending=True).values[:k].mean().item()
 
 
@@ -201,3 +202,54 @@ def test_ohem_is_zero_and_connected_on_an_all_void_batch():
     assert loss.item() == 0.0
     loss.backward()
     assert torch.isfinite(logits.grad).all()
+
+
+def _quarter_void_batch():
+    """768 pixels, 192 (25%) void; 20 valid pixels labelled wrongly (hard), the rest confidently right."""
+    g = torch.Generator().manual_seed(0)
+    c, h, w = 4, 24, 32
+    target = torch.randint(0, c, (1, h, w), generator=g)
+    logits = torch.randn(1, c, h, w, generator=g) + 6 * F.one_hot(target, c).permute(0, 3, 1, 2)
+    flat = target.view(-1)
+    order = torch.randperm(h * w, generator=g)
+    flat[order[:192]] = 255
+    flat[order[192:212]] = (flat[order[192:212]] + 1) % c
+    return logits, target
+
+
+def test_ohem_min_kept_counts_only_valid_pixels():
+    logits, target = _quarter_void_batch()
+    valid = target.flatten() != 255
+    assert valid.sum() == 576
+    # By hand: per-pixel cross-entropy from log-softmax, valid pixels only, hardest first.
+    per_pixel = -logits.log_softmax(1).gather(1, target.clamp(max=3).unsqueeze(1)).flatten()[valid]
+    ranked = per_pixel.sort(descending=True).values
+    n_hard = int((ranked > -math.log(0.7)).sum())
+    n_min = 576 // 16
+    assert 0 < n_hard < n_min  # few hard pixels: the n_min hardest are kept
+    want = ranked[:n_min].mean().item()
+
+    logits.requires_grad_(True)
+    loss = OhemCrossEntropyLoss(thresh=0.7)(logits, target)
+    assert loss.item() == pytest.approx(want, rel=1e-6)
+    assert loss.item() == pytest.approx(3.4603, abs=1e-4)
+    loss.backward()
+    kept = logits.grad.abs().sum(1).flatten() > 0
+    assert int(kept.sum()) == n_min  # 36; counting all 768 pixels would keep 48 (loss 2.612)
+    assert not kept[~valid].any()
+    assert ranked[: 768 // 16].mean().item() == pytest.approx(2.6121, abs=1e-4)
+
+
+def test_ohem_with_fewer_than_16_valid_pixels_keeps_only_hard_ones():
+    logits = torch.zeros(1, 3, 1, 20)
+    logits[0, 0] = 10.0
+    target = torch.full((1, 1, 20), 255)
+    target[0, 0, :10] = 0  # 10 valid, all easy: n_min = 10 // 16 = 0, nothing is kept
+    logits.requires_grad_(True)
+    loss = OhemCrossEntropyLoss()(logits, target)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert (logits.grad == 0).all()
+    target[0, 0, 0] = 1  # one hard pixel: kept on its own
+    per_pixel = F.cross_entropy(logits.detach(), target, ignore_index=255, reduction="none").flatten()
+    assert OhemCrossEntropyLoss()(logits, target).item() == pytest.approx(per_pixel[0].item(), rel=1e-6)

@@ -31,7 +31,7 @@ def make(name: str) -> nn.Module:
     if name == "deeplabv2":
         return DeepLabV2()
     if name == "deeplabv2_frozen_bn":
-        return DeepLabV2(freeze_bn=True)
+        return DeepLabV2(freeze_bn=True, bn_mode="frozen")
     raise KeyError(name)
 
 
@@ -226,6 +226,30 @@ def test_bisenet_classifier_commutes_with_upsampling(built):
         ours = resize(model.classifier(feature), (64, 128))
         reference_order = model.classifier(resize(feature, (64, 128)))
     torch.testing.assert_close(ours, reference_order, rtol=1e-5, atol=1e-5)
+
+
+def test_bisenet_aux_heads_follow_the_reference_order(built):
+    """ooooverflow/BiSeNet upsamples the refined 1/16 and 1/32 context features (after the ARMs and the
+    global context) to 1/8, applies the 1x1 supervision convolutions there, then upsamples x8."""
+    model = copy.deepcopy(built("bisenet")).train()
+    x = images(2, 64, 128)
+
+    def up(t: torch.Tensor, factor: int) -> torch.Tensor:
+        return F.interpolate(t, scale_factor=factor, mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        _, aux16, aux32 = model(x)
+        # Train-mode BatchNorm normalises with the batch's statistics: a second pass sees the same features.
+        normalized = model.normalize_input(x)
+        feat16, feat32, tail = model.context_path(normalized)
+        feat16, feat32 = model.arm16(feat16), model.arm32(feat32) * tail
+        ref16 = up(model.aux_head16(up(feat16, 2)), 8)
+        ref32 = up(model.aux_head32(up(feat32, 4)), 8)
+        old16 = resize(model.aux_head16(feat16), x.shape[-2:])
+        old32 = resize(model.aux_head32(feat32), x.shape[-2:])
+    torch.testing.assert_close(aux16, ref16, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(aux32, ref32, rtol=1e-5, atol=1e-5)
+    # One direct upsampling from 1/16 or 1/32 gives other logits: the test tells the two orders apart.
+    assert (old16 - ref16).abs().max() > 0.05 and (old32 - ref32).abs().max() > 0.05
 
 
 def test_bisenet_resnet101_context_path():
@@ -468,6 +492,88 @@ def test_course_constructor_with_missing_file(monkeypatch, tmp_path):
     assert "PRETRAINED = False" in str(err.value)
     model = get_deeplab_v2(num_classes=16, pretrain=False)
     assert model.num_classes == 16 and not model.freeze_bn
+
+
+# ----------------------------------------------------------------------------- DeepLabV2 BatchNorm modes
+
+def backbone_bns(model: DeepLabV2) -> list[nn.BatchNorm2d]:
+    return [m for m in model.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+
+
+def first_bn_io(model: DeepLabV2, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training step's forward and backward; returns the first backbone BatchNorm's input and output."""
+    seen = {}
+
+    def keep(module, inputs, output):  # copies: the ReLU after this BatchNorm works in place
+        seen.update(x=inputs[0].detach().clone(), y=output.detach().clone())
+    hook = model.backbone.bn1.register_forward_hook(keep)
+    logits, _, _ = model(x)
+    hook.remove()
+    logits.float().logsumexp(1).mean().backward()
+    return seen["x"], seen["y"]
+
+
+def bn_by_hand(bn: nn.BatchNorm2d, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    shape = (1, -1, 1, 1)
+    return (x - mean.view(shape)) / (var.view(shape) + bn.eps).sqrt() * bn.weight.view(shape) + bn.bias.view(shape)
+
+
+@pytest.mark.parametrize("bn_mode", ["reference", "frozen"])
+def test_deeplab_pretrained_batchnorm_modes(bn_mode, resnet101_files):
+    kwargs = {} if bn_mode == "reference" else {"bn_mode": bn_mode}  # "reference" is the default
+    model = DeepLabV2(pretrained=resnet101_files["caffe"], **kwargs).train()
+    assert model.bn_mode == bn_mode and model.spec["bn_mode"] == bn_mode and model.freeze_bn
+    bns = backbone_bns(model)
+    assert len(bns) == 104 and model.classifier.training
+    assert not any(p.requires_grad for bn in bns for p in bn.parameters())
+    first = model.backbone.bn1
+    stats = [(bn.running_mean.clone(), bn.running_var.clone()) for bn in bns]
+    x, y = first_bn_io(model, images(2, 32, 32))
+    assert all(bn.weight.grad is None and bn.bias.grad is None for bn in bns)
+    assert model.backbone.conv1.weight.grad is not None
+    if bn_mode == "reference":  # AdaptSegNet / ADVENT: batch statistics, running statistics kept up to date
+        assert all(bn.training for bn in bns)
+        assert all(not torch.equal(bn.running_mean, m) and not torch.equal(bn.running_var, v)
+                   for bn, (m, v) in zip(bns, stats))
+        want = bn_by_hand(first, x, x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False))
+    else:  # statistics frozen: eval-mode BatchNorm under model.train()
+        assert not any(bn.training for bn in bns)
+        assert all(torch.equal(bn.running_mean, m) and torch.equal(bn.running_var, v)
+                   for bn, (m, v) in zip(bns, stats))
+        want = bn_by_hand(first, x, stats[0][0], stats[0][1])
+    torch.testing.assert_close(y, want.detach(), rtol=1e-4, atol=1e-4)
+    frozen = {id(p) for bn in bns for p in bn.parameters()}
+    assert not any(id(p) in frozen for g in model.param_groups() for p in g["params"])
+    rebuilt = build_model(model.spec).train()
+    assert (rebuilt.bn_mode, rebuilt.freeze_bn) == (bn_mode, True)
+    assert [bn.training for bn in backbone_bns(rebuilt)] == [bn.training for bn in bns]
+
+
+@pytest.mark.parametrize("bn_mode", ["reference", "frozen"])
+def test_deeplab_from_scratch_batchnorm_trains_fully_whatever_the_mode(bn_mode):
+    torch.manual_seed(0)
+    model = DeepLabV2(bn_mode=bn_mode).train()
+    assert not model.freeze_bn
+    bns = backbone_bns(model)
+    assert all(bn.training and bn.weight.requires_grad and bn.bias.requires_grad for bn in bns)
+    before = bns[-1].running_mean.clone()
+    first_bn_io(model, images(2, 32, 32))
+    assert not torch.equal(bns[-1].running_mean, before)
+    assert all(bn.weight.grad is not None for bn in bns)
+
+
+def test_deeplab_specs_without_bn_mode_still_build():
+    base = {"arch": "deeplabv2", "num_classes": 19}
+    old_frozen = build_model(dict(base, freeze_bn=True)).train()  # written before bn_mode existed
+    assert old_frozen.bn_mode == "frozen" and old_frozen.freeze_bn
+    assert not any(bn.training or bn.weight.requires_grad for bn in backbone_bns(old_frozen))
+    old_scratch = build_model(dict(base, freeze_bn=False)).train()
+    assert not old_scratch.freeze_bn
+    assert all(bn.training and bn.weight.requires_grad for bn in backbone_bns(old_scratch))
+    with pytest.raises(CheckpointError, match="bn_mode 'batch'"):
+        build_model(dict(base, freeze_bn=True, bn_mode="batch"))
+    with pytest.raises(ConfigError, match="reference, frozen"):
+        DeepLabV2(bn_mode="eval")
 
 
 # ------------------------------------------------------------------------------- spec, building, groups

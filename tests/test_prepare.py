@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import shutil
 import time
@@ -116,6 +117,37 @@ def test_stale_cache_is_not_used(world, tmp_path, capsys):
     # Rebuilding makes it fresh again.
     prepare.prepare(build("gta5", world, False), cache, progress=False)
     assert build("gta5", world, cache)._cache is not None
+
+
+def test_cache_of_the_previous_format_version_is_not_used(tiny_world, tmp_path, monkeypatch, capsys):
+    """A set written before images were antialiased holds other pixels: it is reported stale and rebuilt."""
+    from datasets import cache as cache_module
+
+    cache = tmp_path / "cache"
+    current = cache_module.FORMAT_VERSION
+    assert current >= 2  # 2: antialiased image downscaling
+    with monkeypatch.context() as m:
+        m.setattr(cache_module, "FORMAT_VERSION", current - 1)
+        folder = prepare.prepare(build("cityscapes", tiny_world, False), cache, progress=False)
+    assert json.loads((folder / "manifest.json").read_text())["format_version"] == current - 1
+    # Pixels an old set could hold: if they were served, the items would differ from the raw files.
+    images = np.load(folder / "images.npy", mmap_mode="r+")
+    images[:] = 0
+    images.flush()
+    del images
+    capsys.readouterr()
+    ds = build("cityscapes", tiny_world, cache)
+    assert ds._cache is None
+    err = capsys.readouterr().err
+    assert f"made by format version {current - 1}, this code reads {current}" in err
+    assert "python -m datasets.prepare --cityscapes" in err
+    assert_same_items(ds, build("cityscapes", tiny_world, False), [0, 1])
+    # Preparing again rebuilds it in the current format instead of keeping the old set.
+    assert prepare.prepare(build("cityscapes", tiny_world, False), cache, progress=False) == folder
+    assert json.loads((folder / "manifest.json").read_text())["format_version"] == current
+    rebuilt, raw = build("cityscapes", tiny_world, cache), build("cityscapes", tiny_world, False)
+    assert rebuilt._cache is not None
+    assert_same_items(rebuilt, raw, range(len(raw)))
 
 
 def test_touched_source_is_stale(world, tmp_path):

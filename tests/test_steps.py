@@ -183,3 +183,63 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tiny_world, tmp
         rows = (d / "step2b_bisenet-demo" / "metrics.csv").read_text().splitlines()[1:]
         return [tuple(r.split(",")[:4]) for r in rows]  # epoch, iter, global_it, loss
     assert losses(kill_dir) == losses(ref_dir)
+
+
+@pytest.mark.parametrize("protocol", ["resized", "full"])
+def test_eval_protocols_feed_eval_size_and_count_the_right_pixels(tiny_world, protocol):
+    """EVAL_SIZE is always the network's input; "resized" scores labels nearest-resized to it, "full" scores the
+    logits upsampled to every labelled pixel of the full-resolution label."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from datasets import Cityscapes
+    from datasets.labels import ids_to_train_ids
+    from utils.data import make_loader
+    from utils.engine import Env, evaluate
+    from utils.ops import resize_labels
+
+    seen = []
+
+    class Spy(torch.nn.Module):  # predicts road everywhere, records what it was fed
+        num_classes = 19
+
+        def forward(self, x):
+            seen.append(tuple(x.shape[-2:]))
+            return torch.zeros(x.shape[0], 19, *x.shape[-2:])
+
+    val = Cityscapes(tiny_world / "Cityscapes", "val", size=(32, 64), full_labels=protocol == "full")
+    loader = make_loader(val, 3, train=False, seed=0, device=torch.device("cpu"), num_workers=0)
+    cm = evaluate(Spy(), loader, Env(torch.device("cpu"), None, False), progress=False)
+    assert set(seen) == {(32, 64)} and len(val) == 8
+    files = sorted((tiny_world / "Cityscapes" / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))
+    labelled = 0
+    for path in files:
+        train_ids = torch.from_numpy(ids_to_train_ids(np.asarray(Image.open(path))).astype(np.int64))
+        if protocol == "resized":
+            train_ids = resize_labels(train_ids, (32, 64))
+        assert train_ids.shape == ((64, 128) if protocol == "full" else (32, 64))
+        labelled += int((train_ids != 255).sum())
+    assert int(cm.mat.sum()) == labelled
+
+
+def test_step4_5_source_only_trains_on_step3s_images(tiny_world, tmp_path):
+    """One GTA5 training set: step 4/5's source_only and step 3's run with the same augmentations (the default
+    SOURCE_AUGMENT) are one experiment, iteration by iteration, whatever SEED is."""
+    import csv
+
+    from step3a3b_gta_to_cityscapes import main as step3
+    from step4_5_adversarial import SOURCE_AUGMENT
+    from step4_5_adversarial import main as step4_5
+
+    args = ["--SEED=7", "--TRAIN_IMAGES=12"]
+    a = step3(tiny_args(tiny_world, tmp_path / "3", *args, "--VARIANTS=flip_jitter_blur"))["variants"]
+    b = step4_5(tiny_args(tiny_world, tmp_path / "45", *args, "--VARIANTS=source_only"))["variants"]
+    assert a["flip_jitter_blur"]["config"]["VARIANT_SPEC"] == SOURCE_AUGMENT
+
+    def losses(result):
+        with open(Path(result["path"]) / "metrics.csv") as f:
+            return [{k: v for k, v in row.items() if k != "img_per_s"} for row in csv.DictReader(f)]
+
+    assert losses(a["flip_jitter_blur"]) == losses(b["source_only"])
+    assert a["flip_jitter_blur"]["miou"] == b["source_only"]["miou"]

@@ -4,10 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torchvision import tv_tensors
 
-from datasets import labels
+from datasets import io, labels
 from datasets.transforms import AUGMENTATIONS, RandomScaleCrop, build_augmentation
+from utils import ops
 from utils.errors import ConfigError
 
 H, W = 48, 64
@@ -113,3 +115,75 @@ def test_misaligned_inputs_are_refused() -> None:
     image, label = painted_pair()
     with pytest.raises(ValueError, match="different sizes"):
         RandomScaleCrop()(image, tv_tensors.Mask(label[:-1]))
+
+
+# --- antialiased downscaling ---------------------------------------------------------------------------------
+
+
+def checkerboard(h: int, w: int) -> torch.Tensor:
+    """3xHxW uint8 one-pixel checkerboard of 0 and 255: all energy at the highest frequency, mean 127.5."""
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    return ((yy + xx) % 2 * 255).to(torch.uint8).expand(3, h, w).contiguous()
+
+
+def reference(image: torch.Tensor, size: tuple[int, int], antialias: bool) -> torch.Tensor:
+    out = F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False, antialias=antialias)
+    return out[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def test_downscale_is_antialiased() -> None:
+    image = checkerboard(48, 96)
+    small = io.resize_image(image, (16, 32))  # 3x smaller
+    assert small.dtype == torch.uint8 and small.shape == (3, 16, 32)
+    assert torch.equal(small, reference(image, (16, 32), antialias=True))
+    assert (small.float() - 127.5).abs().max() <= 3  # the checkerboard averages out to grey
+    aliased = reference(image, (16, 32), antialias=False)
+    assert (aliased.float() - 127.5).abs().max() > 100  # plain bilinear samples single pixels: black or white
+    # One side shrinking is enough to filter that side.
+    assert torch.equal(io.resize_image(image, (16, 192)), reference(image, (16, 192), antialias=True))
+    floats = image[None].float()
+    assert torch.equal(ops.resize_image(floats, (16, 32)),
+                       F.interpolate(floats, size=(16, 32), mode="bilinear", align_corners=False, antialias=True))
+
+
+def test_upscale_equals_plain_bilinear() -> None:
+    image = checkerboard(16, 32)
+    for size in ((48, 96), (17, 32), (16, 33)):
+        assert torch.equal(io.resize_image(image, size), reference(image, size, antialias=False)), size
+        floats = image[None].float()
+        assert torch.equal(ops.resize_image(floats, size),
+                           F.interpolate(floats, size=size, mode="bilinear", align_corners=False)), size
+
+
+def test_logits_resize_stays_plain_bilinear() -> None:
+    logits = torch.randn(1, 19, 48, 96, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ops.resize(logits, (16, 32)),
+                       F.interpolate(logits, size=(16, 32), mode="bilinear", align_corners=False))
+
+
+def test_scale_crop_downscale_antialiases_image_and_keeps_labels_nearest() -> None:
+    image = tv_tensors.Image(checkerboard(48, 96))
+    label = tv_tensors.Mask(torch.tensor([3, 7, 255]).repeat_interleave(32).expand(48, 96).contiguous())
+    out_image, out_label = RandomScaleCrop(scale_range=(1 / 3, 1 / 3), crop_size=(16, 32), p=1.0)(image, label)
+    assert out_image.dtype == torch.uint8 and out_label.dtype == label.dtype
+    assert torch.equal(out_image.as_subclass(torch.Tensor), reference(image.as_subclass(torch.Tensor), (16, 32),
+                                                                      antialias=True))
+    assert set(out_label.unique().tolist()) == {3, 7, 255}  # never a blend of two classes
+    assert torch.equal(out_label.as_subclass(torch.Tensor), ops.resize_labels(label.as_subclass(torch.Tensor),
+                                                                              (16, 32)))
+
+
+def test_scale_crop_upscale_is_plain_bilinear() -> None:
+    image, label = painted_pair()
+    out_image, out_label = RandomScaleCrop(scale_range=(1.5, 1.5), crop_size=(72, 96), p=1.0)(image, label)
+    assert torch.equal(out_image.as_subclass(torch.Tensor),
+                       reference(image.as_subclass(torch.Tensor), (72, 96), antialias=False))
+    assert set(out_label.unique().tolist()) <= set(label.unique().tolist())
+
+
+def test_float_images_are_antialiased_too() -> None:
+    image = tv_tensors.Image(checkerboard(48, 96).float() / 255)
+    label = tv_tensors.Mask(torch.zeros(48, 96, dtype=torch.int64))
+    out_image, _ = RandomScaleCrop(scale_range=(1 / 3, 1 / 3), crop_size=(16, 32), p=1.0)(image, label)
+    assert out_image.dtype == torch.float32
+    assert (out_image - 0.5).abs().max() < 0.02

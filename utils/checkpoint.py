@@ -5,9 +5,12 @@ checkpoint passed around between classmates cannot run code on load.
 """
 from __future__ import annotations
 
+import errno
+import io
 import os
 import pickle
 import random
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,13 +20,17 @@ import torch
 
 from utils.errors import CheckpointError
 
+# A full disk, or a full quota (EDQUOT is missing on some platforms).
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
 
 def atomic_save(obj: Any, path: str | Path, keep_previous: bool = False) -> None:
     """Write ``obj`` to ``path`` through a temporary file and a rename.
 
     A crash or a kill during the write leaves the previous file intact. With ``keep_previous`` the file
     being replaced is kept as ``<stem>.prev.pt`` so a checkpoint damaged later (a full disk, a bad copy)
-    still has a good one to fall back to.
+    still has a good one to fall back to. A full disk or an exhausted quota is a ``CheckpointError`` that
+    says how much room the checkpoint needs and how much is free.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,9 +43,72 @@ def atomic_save(obj: Any, path: str | Path, keep_previous: bool = False) -> None
         if keep_previous and path.exists():
             os.replace(path, previous_path(path))
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        cause = _no_space_cause(e)
+        if cause is None:
+            raise
+        written = tmp.stat().st_size if tmp.exists() else 0
+        tmp.unlink(missing_ok=True)  # before measuring: the partial file's space is free again
+        raise _no_space_error(obj, path, cause, written) from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _no_space_cause(error: BaseException) -> OSError | None:
+    """The out-of-space OSError behind ``error``: torch's zip writer reports a failed write as a
+    RuntimeError raised while the OSError is being handled, so the chain is searched."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _NO_SPACE:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class _ByteCounter(io.RawIOBase):
+    """A sink that only counts what torch.save writes to it."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        self.size += n
+        return n
+
+
+def _no_space_error(obj: Any, path: Path, cause: OSError, written: int) -> CheckpointError:
+    counter = _ByteCounter()
+    try:
+        torch.save(obj, counter)
+        needed = _format_bytes(counter.size)
+    except Exception:  # the size is a courtesy: the error must be reported all the same
+        needed = f"more than the {_format_bytes(written)} written before the failure"
+    try:
+        free = _format_bytes(shutil.disk_usage(path.parent).free)
+    except OSError:
+        free = "an unknown amount"
+    what = "the disk quota is exhausted" if cause.errno != errno.ENOSPC else "the disk is full"
+    return CheckpointError(
+        f"could not write the checkpoint {path}: {what}. It needs {needed}; {free} is free in {path.parent}. "
+        f"Free some space (e.g. delete old runs) and run the step again, or set RUNS_DIR to a folder on a disk "
+        f"with more room. The previous checkpoint, if any, is unchanged and no partial file was left.")
+
+
+def _format_bytes(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024:
+            break
+    return f"{value:.1f} {unit} ({n} bytes)"
 
 
 def previous_path(path: str | Path) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 
 import torch
 import torch.nn as nn
@@ -55,14 +56,18 @@ class SafeCrossEntropyLoss(nn.CrossEntropyLoss):
 class OhemCrossEntropyLoss(nn.Module):
     """Cross-entropy averaged over the hard pixels only (online hard example mining, Shrivastava et al., 2016).
 
-    A pixel is hard when its probability of the true class is below ``thresh``; when fewer than
-    ``min_kept`` of the batch's pixels are hard, the ``min_kept`` with the largest loss are kept instead.
-    This is how the BiSeNet reference implementations train on Cityscapes: the easy road and sky pixels stop
-    dominating the gradient, so thin and rare classes are learned sooner.
+    A pixel is hard when its loss exceeds ``-log(thresh)`` (its probability of the true class is below
+    ``thresh``). When fewer than ``n_min = floor(min_kept * n_valid)`` pixels are hard, ``n_valid`` being the
+    batch's non-ignored pixels, the mean is over the ``n_min`` largest losses instead; when nothing is kept
+    (no hard pixel and ``n_min`` 0, e.g. an all-void batch) the loss is 0. This is CoinCheung/BiSeNet's
+    ``OhemCELoss`` (``n_min = n_valid // 16``), how the BiSeNet reference implementations train on
+    Cityscapes: the easy road and sky pixels stop dominating the gradient, so thin and rare classes are
+    learned sooner.
 
     Args:
         thresh: probability below which a pixel counts as hard (0 < thresh < 1).
-        min_kept: fraction of the batch's pixels (0 < min_kept <= 1) always kept, the hardest first.
+        min_kept: fraction of the batch's non-ignored pixels (0 < min_kept <= 1) always kept, the hardest
+            first.
         ignore_index: target value that contributes neither loss nor gradient.
     """
 
@@ -74,19 +79,29 @@ class OhemCrossEntropyLoss(nn.Module):
             raise ConfigError(f"OHEM min_kept must be a fraction in (0, 1], got {min_kept}")
         self.loss_thresh = -math.log(thresh)
         self.min_kept = min_kept
+        # n_min is counted on the device in integers, so 1/16 gives exactly the reference's n_valid // 16.
+        ratio = Fraction(min_kept).limit_denominator(1 << 16)
+        self._kept_num, self._kept_den = ratio.numerator, ratio.denominator
         self.ignore_index = ignore_index
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         target = _sanitize_target(target, input.shape[1], self.ignore_index)
         loss = F.cross_entropy(input, target, ignore_index=self.ignore_index, reduction="none").flatten()
-        # k comes from the tensor's shape, not from counting valid pixels: no host synchronisation. Ignored
-        # pixels have loss 0, so they only enter the top k when fewer valid pixels than k have any loss.
-        k = max(1, int(loss.numel() * self.min_kept))
-        kth = torch.topk(loss.detach(), k, sorted=False).values.min()
-        cut = torch.minimum(kth, loss.new_tensor(self.loss_thresh))
-        kept = (loss >= cut) & (target.flatten() != self.ignore_index)
-        n = kept.sum()
-        return torch.where(n > 0, (loss * kept).sum() / n.clamp(min=1), input.sum() * 0.0)
+        valid = target.flatten() != self.ignore_index
+        n_min = torch.div(valid.sum() * self._kept_num, self._kept_den, rounding_mode="floor")
+        hard = (loss > self.loss_thresh) & valid
+        n_hard = hard.sum()
+        # n_min is a device tensor (reading it would stall a GPU), so topk takes the bound that the shape
+        # gives and the ranks past n_min are masked out. Ignored pixels have loss 0: they rank below every
+        # valid pixel that has any loss, and n_min <= n_valid.
+        bound = min(loss.numel(), loss.numel() * self._kept_num // self._kept_den)
+        top = torch.topk(loss, bound, sorted=True).values
+        in_top = torch.arange(bound, device=loss.device) < n_min
+        # The clamps keep the branch torch.where does not take finite, so its gradient is 0, not NaN.
+        top_mean = (top * in_top).sum() / n_min.clamp(min=1)
+        hard_mean = (loss * hard).sum() / n_hard.clamp(min=1)
+        zero = input.sum() * 0.0
+        return torch.where(n_hard < n_min, top_mean, torch.where(n_hard > 0, hard_mean, zero))
 
     def extra_repr(self) -> str:
         return f"thresh={math.exp(-self.loss_thresh):.3g}, min_kept={self.min_kept:.4g}, ignore_index={self.ignore_index}"

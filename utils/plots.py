@@ -192,7 +192,7 @@ def plot_qualitative(model, dataset, indices: list[int], env, out: Path, max_siz
     import torch
     from matplotlib.patches import Patch
 
-    from utils.ops import resize, resize_labels
+    from utils.ops import resize, resize_image, resize_labels
 
     if not indices:
         raise ValueError("plot_qualitative needs at least one index")
@@ -216,7 +216,7 @@ def plot_qualitative(model, dataset, indices: list[int], env, out: Path, max_siz
                 logits = resize(logits.float(), target.shape[-2:])
                 pred = logits.argmax(1)[0].cpu()
                 size = _display_size(*target.shape[-2:], max_size)
-                image = resize(image[None].float(), size)[0].round().clamp(0, 255).byte()
+                image = resize_image(image[None].float(), size)[0].round().clamp(0, 255).byte()
                 target, pred = resize_labels(target, size), resize_labels(pred, size)
                 rows.append((idx, image.permute(1, 2, 0).numpy(), target.numpy(), pred.numpy()))
     finally:

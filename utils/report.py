@@ -18,7 +18,7 @@ from utils.runs import NON_IDENTITY_KEYS, write_json
 
 RESULT_KEYS = (
     "step", "variant", "model", "train_domain", "eval_domain", "miou", "pixel_acc", "per_class_iou",
-    "eval_resolution", "params_m", "flops_g", "flops_resolution", "latency_ms", "latency_std_ms", "fps",
+    "eval_resolution", "eval_labels", "eval_pixels", "params_m", "flops_g", "flops_resolution", "latency_ms", "latency_std_ms", "fps",
     "latency_resolution", "device", "amp", "epochs", "iterations", "train_seconds", "synthetic", "config",
     "git_commit", "git_dirty", "torch", "cuda",
 )

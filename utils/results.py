@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch.nn as nn
 
 from utils import distributed
@@ -73,7 +74,8 @@ def record_results(run: Run, env: Env, model: nn.Module, trained: dict, about: d
     eval_size = cfg["EVAL_SIZE"] if cfg["EVAL_SIZE"] == "native" else list(cfg["EVAL_SIZE"])
     results = {"step": about["step"], "variant": run.variant, "model": about["model"],
                "train_domain": about["train_domain"], "eval_domain": about["eval_domain"], "miou": final["miou"],
-               "pixel_acc": final["pixel_acc"], "per_class_iou": final["per_class_iou"], "eval_resolution": eval_size}
+               "pixel_acc": final["pixel_acc"], "per_class_iou": final["per_class_iou"], "eval_resolution": eval_size,
+               "eval_labels": cfg["EVAL_LABELS"], "eval_pixels": int(np.asarray(final["confusion"]).sum())}
     results.update(complexity(model, env, cfg["FLOPS_SIZE"], cfg["LATENCY_SIZE"], int(cfg["LATENCY_ITERS"]),
                               str(cfg["COMPILE"])))
     results.update(device=env.describe()["device"], amp=env.describe()["amp"], synthetic=bool(run.synthetic),
