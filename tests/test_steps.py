@@ -134,6 +134,19 @@ def test_rerun_finished_prints_stored_results_and_changed_config_is_refused(tiny
         main(tiny_args(tiny_world, tmp_path, "--LR=0.5"))
 
 
+def test_demo_runs_of_other_demo_settings_start_afresh(tiny_world, tmp_path, capsys, monkeypatch):
+    """A user who pulled new demo settings reruns `make demo`: the old demo runs are replaced, not refused."""
+    import step3a3b_gta_to_cityscapes as step3
+
+    args = tiny_args(tiny_world, tmp_path, "--VARIANTS=none,flip")
+    step3.main(args)
+    monkeypatch.setattr(step3, "MOMENTUM", 0.5)  # what a new version of the script's settings looks like
+    out = step3.main(args)
+    printed = capsys.readouterr().out
+    assert "a run of other demo settings (MOMENTUM: 0.9 -> 0.5)" in printed and "already finished" not in printed
+    assert all(r["config"]["MOMENTUM"] == 0.5 for r in out["variants"].values())
+
+
 def test_missing_data_root_explains_and_mentions_demo(tmp_path, capsys):
     from step2b_bisenet_cityscapes import main
     from utils.config import run_main

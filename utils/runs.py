@@ -67,6 +67,7 @@ class Run:
         self.overwrite = bool(cfg.OVERWRITE)
         self.eval_only, self.init_from = bool(cfg.EVAL_ONLY), cfg.INIT_FROM
         self.synthetic = bool(getattr(cfg, "demo", False))  # --demo reads the synthetic world
+        self.user_keys = set(getattr(cfg, "overrides", {}))  # set on the command line
         self.status: str | None = None
         launcher = ["python"]
         if distributed.launched_world() > 1:
@@ -138,6 +139,11 @@ class Run:
                 diffs = config_diff(old, self.config, NON_IDENTITY_KEYS)
                 problem = (f"{self.dir} holds a run with a different config (from {source}):\n  "
                            + "\n  ".join(diffs)) if diffs else None
+                if diffs and self._previous_demo(diffs):
+                    print(f"--demo: {self.dir} holds a run of other demo settings ({'; '.join(diffs)}); "
+                          "starting afresh")
+                    shutil.rmtree(self.dir)
+                    problem = None
             if problem and not self.overwrite:
                 raise ConfigError(problem + "\nUse a new --RUN_NAME=..., or --OVERWRITE=true to replace that run.")
             if problem:
@@ -150,6 +156,12 @@ class Run:
             shutil.rmtree(self.dir)
         write_json(self.config_path, self.config)
         return status
+
+    def _previous_demo(self, diffs: list[str]) -> bool:
+        """A --demo run made with other demo settings (new script defaults or DEMO values, none of the keys the
+        user set now): demo runs are cheap, and a user who pulled new settings must not see ``make demo`` refuse.
+        """
+        return self.synthetic and not any(line.split(":", 1)[0] in self.user_keys for line in diffs)
 
     def _stored_config(self) -> tuple[dict | None, str]:
         """(config, where it was read) of the run in ``self.dir``; (None, what was found) when there is none."""
@@ -190,7 +202,10 @@ class Run:
                 foreign.append((path, [f"{name} is not a run of this experiment"]))
                 continue
             diffs = config_diff({k: v for k, v in old.items() if k not in VARIANT_KEYS}, mine, NON_IDENTITY_KEYS)
-            if diffs:
+            if diffs and self._previous_demo(diffs):
+                print(f"--demo: removing {path}, a run of other demo settings ({'; '.join(diffs)})")
+                shutil.rmtree(path)
+            elif diffs:
                 foreign.append((path, diffs))
         if not foreign:
             return
