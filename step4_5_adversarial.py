@@ -66,7 +66,7 @@ BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "ADAM_L
           "DISC_LR": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
 # Adversarial iterations cost twice a source-only one (target forward/backward, discriminator).
 DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False,
-        "EPOCHS": 2, "TRAIN_IMAGES": 96, "BATCH_SIZE": 8, "LR": 5e-2, "ADAM_LR": 1e-3, "EVAL_EVERY": 2,
+        "EPOCHS": 2, "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "ADAM_LR": 1e-3, "EVAL_EVERY": 2,
         "LATENCY_ITERS": 3, "VARIANTS": "source_only,adv_ce_sgd,adv_focal_adam"}
 
 
