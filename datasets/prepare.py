@@ -31,21 +31,15 @@ import numpy as np
 import torch
 
 from datasets._base import SegmentationDataset
-from datasets.cache import (ARRAYS, DEFAULT_CACHE_DIR, FORMAT_VERSION, MANIFEST, PreparedItems, StaleCache,
-                            check_cache, find_cache, identity, make_manifest, rebuild_command, relative_samples,
-                            resolve_cache_dir, source_stats, unit_dir)
+from datasets.cache import (ARRAYS, DEFAULT_CACHE_DIR, MANIFEST, StaleCache, check_cache, find_cache, identity,
+                            make_manifest, relative_samples, source_stats, unit_dir)
 from datasets.cityscapes import LABEL_SOURCES, Cityscapes
 from datasets.gta5 import GTA5, LABEL_FORMATS
 from utils.data import StoppingLoader, spare_cores
 from utils.distributed import main_first
 from utils.errors import ConfigError, DatasetError
 
-__all__ = [
-    "prepare", "use_prepared", "loader_throughput", "main", "DEFAULT_SIZES",
-    # the cache's format and lookup, defined in datasets.cache
-    "ARRAYS", "DEFAULT_CACHE_DIR", "FORMAT_VERSION", "MANIFEST", "PreparedItems", "StaleCache", "check_cache",
-    "find_cache", "identity", "rebuild_command", "resolve_cache_dir", "unit_dir",
-]
+__all__ = ["prepare", "use_prepared", "use_prepared_for_demo", "loader_throughput", "main", "DEFAULT_SIZES"]
 
 # The sizes the step scripts train at by default on the real datasets.
 DEFAULT_SIZES = {"cityscapes": (512, 1024), "gta5": (720, 1280)}

@@ -74,18 +74,21 @@ class SeededDataset(Dataset):
             torch.set_rng_state(state)
 
 
+def _cpus() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def spare_cores(processes: int = 1) -> int:
     """Cores left to decode images (at most 8) when each of ``processes`` keeps one for itself."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, cpus // processes - 1))
+    return max(0, min(8, _cpus() // processes - 1))
 
 
 def default_workers(device: torch.device) -> int:
     """A GPU wants every spare core decoding; on a CPU the workers would compete with the model for cores."""
     if device.type == "cuda":
         return max(1, spare_cores(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 1 if cpus >= 4 else 0
+    return 1 if _cpus() >= 4 else 0
 
 
 class StoppingLoader(DataLoader):

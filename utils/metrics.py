@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from utils.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+from utils.distributed import collective_device, is_initialized
 
 __all__ = ["ConfusionMatrix"]
 
@@ -71,8 +72,6 @@ class ConfusionMatrix:
         Each process must have seen a disjoint shard of the evaluation set: a padded ``DistributedSampler``
         repeats images, which would then count twice.
         """
-        from utils.distributed import collective_device, is_initialized
-
         if is_initialized():
             # NCCL reduces GPU tensors only, Gloo CPU ones; a rank with an empty shard still holds a CPU matrix.
             mat = self.mat.to(collective_device())

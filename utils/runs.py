@@ -66,8 +66,8 @@ class Run:
             self.config["VARIANT_SPEC"] = variant_spec
         self.overwrite = bool(cfg.OVERWRITE)
         self.eval_only, self.init_from = bool(cfg.EVAL_ONLY), cfg.INIT_FROM
-        self.synthetic = bool(getattr(cfg, "demo", False))  # --demo reads the synthetic world
-        self.user_keys = set(getattr(cfg, "overrides", {}))  # set on the command line
+        self.synthetic = cfg.demo  # --demo reads the synthetic world
+        self.user_keys = set(cfg.overrides)  # set on the command line
         self.status: str | None = None
         launcher = ["python"]
         if distributed.launched_world() > 1:
