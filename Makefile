@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # `make demo ARGS=--DEVICE=cpu` passes overrides to every step script.
-.PHONY: test demo install clean readme-figures
+.PHONY: test demo study install clean readme-figures
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ demo: $(STAMP)
 	$(PY) step3a3b_gta_to_cityscapes.py --demo $(ARGS)
 	$(PY) step4_5_adversarial.py --demo $(ARGS)
 	$(PY) -m utils.report runs --out runs/RESULTS.md
+
+# The adaptation study (study.py): `make study SEEDS=11,12,13 ROWS=all` runs other seeds and rows.
+study: $(STAMP)
+	$(PY) -m datasets.synthetic --out data/synthetic
+	$(PY) study.py $(if $(SEEDS),--SEEDS=$(SEEDS)) $(if $(ROWS),--ROWS=$(ROWS)) $(ARGS)
 
 # After `make demo`: the small prediction PNGs the README shows (docs/images/).
 readme-figures: $(STAMP)

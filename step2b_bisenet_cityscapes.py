@@ -2,6 +2,7 @@
 
 Real data:  python step2b_bisenet_cityscapes.py --CITYSCAPES_ROOT=/data/Cityscapes
 Demo:       python step2b_bisenet_cityscapes.py --demo      (the built-in synthetic world, any machine)
+Study:      python study.py      (make study: this script at its STUDY setting, --study, over seeds)
 Every constant below can be overridden with --KEY=value; --help lists them.
 """
 from __future__ import annotations
@@ -54,6 +55,11 @@ BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "MOMENT
 DEMO = {"TRAIN_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False, "EPOCHS": 7,
         "BATCH_SIZE": 4, "OPTIMIZER": "adam", "LR": 5e-3, "LOSS": "ohem", "EVAL_EVERY": 7, "LATENCY_ITERS": 3}
 
+# The adaptation study (study.py, make study): one recipe for every row, from random weights; the source
+# sets hold as many images as the target's train split, so an epoch is as many iterations everywhere.
+STUDY = {"TRAIN_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False, "BATCH_SIZE": 4,
+         "EPOCHS": 8, "EVAL_EVERY": 8, "FLOPS_SIZE": (80, 160), "LATENCY_SIZE": (80, 160),
+         "LATENCY_ITERS": 3}
 
 def main(argv: list[str] | None = None) -> dict:
     from utils.config import load_config

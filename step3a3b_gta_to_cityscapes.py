@@ -3,6 +3,7 @@ data augmentations applied to the source images.
 
 Real data:  python step3a3b_gta_to_cityscapes.py --GTA5_ROOT=/data/GTA5 --CITYSCAPES_ROOT=/data/Cityscapes
 Demo:       python step3a3b_gta_to_cityscapes.py --demo     (synthetic world; --VARIANTS=all for the grid)
+Study:      python study.py      (make study: this script at its STUDY setting, --study, over seeds)
 Every constant below can be overridden with --KEY=value; --help lists them.
 """
 from __future__ import annotations
@@ -60,6 +61,9 @@ BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "MOMENT
 DEMO = {"TRAIN_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False, "EPOCHS": 2,
         "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3, "VARIANTS": "none,full"}
 
+STUDY = {"TRAIN_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False, "BATCH_SIZE": 4,
+         "TRAIN_IMAGES": 300, "EPOCHS": 8, "EVAL_EVERY": 8, "FLOPS_SIZE": (80, 160), "LATENCY_SIZE": (80, 160),
+         "LATENCY_ITERS": 3}
 
 def main(argv: list[str] | None = None) -> dict:
     from utils.config import load_config

@@ -3,6 +3,7 @@ GTA5 -> Cityscapes, then Focal loss in place of cross-entropy and Adam in place 
 
 Real data:  python step4_5_adversarial.py --GTA5_ROOT=/data/GTA5 --CITYSCAPES_ROOT=/data/Cityscapes
 Demo:       python step4_5_adversarial.py --demo     (synthetic world; --VARIANTS=all for the grid)
+Study:      python study.py      (make study: this script at its STUDY setting, --study, over seeds)
 Every constant below can be overridden with --KEY=value; --help lists them.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ SEED = 42                              # seeds weights, sample order and augment
 DEVICE = "auto"                        # auto | cpu | cuda | cuda:N
 AMP = "auto"                           # auto | bf16 | fp16 | off (auto: bf16 where native, fp16 on older GPUs)
 DETERMINISTIC = False                  # deterministic algorithms (slower; warn-only on CUDA)
-INIT_FROM = None                       # checkpoint to start adversarial variants from (e.g. source-only)
+INIT_FROM = None                       # checkpoint every variant starts from (e.g. a source-only run's last.pt)
 EVAL_ONLY = False                      # evaluate INIT_FROM (unset: this run's own best.pt), no training
 CHECKPOINT_MINUTES = 10.0              # save last.pt this often inside an epoch (0: epoch ends only)
 OVERWRITE = False                      # replace existing runs of this name with another config
@@ -51,8 +52,11 @@ LATENCY_ITERS = 50                     # timed forward passes for the latency fi
 COMPILE = "auto"                       # latency path: auto (GPU: torch.compile reduce-overhead) | off | cudagraph
 SYNTHETIC_DIR = "data/synthetic"       # where --demo finds (or generates) the synthetic world
 SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world --demo uses
-VARIANTS = {                           # variant -> adversarial?, segmentation loss, optimizer
+VARIANTS = {                           # variant -> adversarial?, segmentation loss, optimizer [, lambda_adv]
     "source_only": {"adversarial": False, "loss": "ce", "optimizer": "sgd"},
+    # The control: target batches pass through the network (its BatchNorm statistics) and the discriminator
+    # trains, but no adversarial gradient reaches the network.
+    "target_bn": {"adversarial": True, "loss": "ce", "optimizer": "sgd", "lambda_adv": 0.0},
     "adv_ce_sgd": {"adversarial": True, "loss": "ce", "optimizer": "sgd"},
     "adv_focal_sgd": {"adversarial": True, "loss": "focal", "optimizer": "sgd"},
     "adv_ce_adam": {"adversarial": True, "loss": "ce", "optimizer": "adam"},
@@ -69,6 +73,9 @@ DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192
         "EPOCHS": 2, "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "ADAM_LR": 1e-3, "EVAL_EVERY": 2,
         "LATENCY_ITERS": 3, "VARIANTS": "source_only,adv_ce_sgd,adv_focal_adam"}
 
+STUDY = {"TRAIN_SIZE": (80, 160), "TARGET_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False,
+         "BATCH_SIZE": 4, "TRAIN_IMAGES": 300, "EPOCHS": 4, "EVAL_EVERY": 4, "FLOPS_SIZE": (80, 160),
+         "LATENCY_SIZE": (80, 160), "LATENCY_ITERS": 3}
 
 def main(argv: list[str] | None = None) -> dict:
     from utils.config import load_config
@@ -118,10 +125,12 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         if cfg.demo:
             use_prepared_for_demo(all_source, images_read=cfg.EPOCHS * len(source))
+            if v["adversarial"]:  # as many target images are read as source ones
+                use_prepared_for_demo(target, images_read=cfg.EPOCHS * len(source))
 
         seed_everything(cfg.SEED)
         model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18", pretrained=cfg.PRETRAINED)
-        if cfg.INIT_FROM and v["adversarial"] and run.status == "new":  # e.g. from the source-only run
+        if cfg.INIT_FROM and run.status == "new":  # e.g. from the source-only run
             model.load_weights(cfg.INIT_FROM)
         net = env.place(model, find_unused_parameters=v["adversarial"])  # target forwards skip the aux heads
         lr = cfg.ADAM_LR if v["optimizer"] == "adam" else cfg.LR
@@ -145,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
                 return {**train_iteration(net, optimizer, seg_loss, batch, env), "lr": lr_now}
             set_poly_lr(d_optimizer, cfg.DISC_LR, it, max_iter)
             logs = adversarial_iteration(net, disc, (optimizer, d_optimizer), seg_loss, batch,
-                                         target_batches.batch(it)[0], env, cfg.LAMBDA_ADV)
+                                         target_batches.batch(it)[0], env, v.get("lambda_adv", cfg.LAMBDA_ADV))
             return {**logs, "lr": lr_now}
 
         trained = fit(TrainState(env, **parts), iteration, run, source_loader, val_loader,

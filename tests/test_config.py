@@ -219,6 +219,22 @@ def test_demo_python_values_used_as_is(ns):
         load_config(dict(ns, DEMO={"AMP": "fp8"}), ["--demo"])
 
 
+def test_study_applies_its_own_table_and_suffix(ns):
+    with_study = dict(ns, STUDY={"EPOCHS": 8, "VARIANTS": "flip", "EVAL_SIZE": "80x160"})
+    cfg = load_config(with_study, ["--study", "--SEED=3"])
+    assert cfg.study is True and cfg.demo is True  # the study reads the synthetic world too
+    assert cfg.EPOCHS == 8 and cfg.LR == 2.5e-2  # STUDY on the script's constants, not on DEMO's
+    assert cfg.VARIANTS == {"flip": {"hflip": 0.5}} and cfg.EVAL_SIZE == (80, 160) and cfg.SEED == 3
+    assert cfg.RUN_NAME == "step9_fake-study" and cfg.overrides == {"SEED": 3}
+    assert load_config(with_study, ["--demo"]).study is False
+    with pytest.raises(ConfigError, match="give one of them"):
+        load_config(with_study, ["--demo", "--study"])
+    with pytest.raises(ConfigError, match="no STUDY table"):
+        load_config(ns, ["--study"])
+    with pytest.raises(ConfigError, match="STUDY\\['EPOCH'\\]"):
+        load_config(dict(ns, STUDY={"EPOCH": 1}), ["--study"])
+
+
 def test_choices_for_unknown_key_is_an_error(ns):
     with pytest.raises(ConfigError, match="CHOICES\\['AMPP'\\]"):
         load_config(dict(ns, CHOICES={"AMPP": ("off",)}), [])

@@ -17,12 +17,13 @@ SKIP = {"tests", "docs", "data", "runs"}
 # utils/ holds two layers. The base: what models/ and datasets/ may use.
 BASE = {"utils", "utils.errors", "utils.ops", "utils.paths", "utils.classes", "utils.device", "utils.distributed",
         "utils.checkpoint", "utils.schedule", "utils.metrics", "utils.complexity", "utils.losses", "utils.config",
-        "utils.data", "utils.fast"}
+        "utils.data", "utils.fast", "utils.stats"}
 # Every other module of utils/ sits above models/ and datasets/: the loop, adaptation methods, run folders,
 # results, report and plots (a new method module lands here without an edit of this file). They receive models
 # and datasets as arguments and never import them (utils/ is one package: an import would make a package cycle).
 LOOP_EXAMPLES = {"utils.engine", "utils.adaptation", "utils.runs", "utils.results", "utils.report", "utils.plots"}
 TOOLS = {"benchmark", "predict"}  # top-level programs beside the step scripts (step*.py)
+STUDIES = {"study"}  # runs the step scripts' commands (and reads their constants from their source)
 
 
 def modules(root: Path) -> dict[str, Path]:
@@ -77,6 +78,8 @@ def layer(mod: str) -> str:
         return "models/datasets"
     if mod in TOOLS or ("." not in mod and mod.startswith("step")):
         return "script"
+    if mod in STUDIES:
+        return "study"
     return "unplaced"
 
 
@@ -85,7 +88,7 @@ def is_script(mod: str) -> bool:
 
 
 ALLOWED = {"base": {"base"}, "models/datasets": {"base", "models/datasets"}, "loop": {"base", "loop"},
-           "script": {"base", "models/datasets", "loop"}}
+           "script": {"base", "models/datasets", "loop"}, "study": {"base", "loop"}}
 
 
 def violations(edges: dict[str, set[str]]) -> list[str]:

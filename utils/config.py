@@ -33,7 +33,9 @@ its bound.
 
 ``--demo`` applies the script's ``DEMO`` overrides first, then the user's, and appends ``-demo`` to
 ``RUN_NAME``. ``DEMO`` values written as strings are parsed like command-line values; other Python values
-are used as they are (a list of keys for a dict constant selects those keys).
+are used as they are (a list of keys for a dict constant selects those keys). ``--study`` does the same with
+the script's ``STUDY`` overrides (the adaptation study's setting, ``study.py``) and a ``-study`` suffix; both
+read the synthetic world.
 """
 from __future__ import annotations
 
@@ -56,13 +58,16 @@ from utils.fast import COMPILE_CHOICES
 __all__ = ["Config", "load_config", "config_diff", "run_main", "format_value", "parse_size"]
 
 _KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_RESERVED = ("DEMO", "CHOICES", "BOUNDS")
+_RESERVED = ("DEMO", "STUDY", "CHOICES", "BOUNDS")
 # Choices every script that has the key shares, so the allowed values live in one place.
 COMMON_CHOICES = {"COMPILE": COMPILE_CHOICES, "AMP": AMP_CHOICES}
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 _INT_RE = re.compile(r"^[+-]?\d+(_\d+)*$")
 DEMO_SUFFIX = "-demo"
+STUDY_SUFFIX = "-study"
+# The two run modes on the synthetic world: flag -> (the script's overrides table, RUN_NAME suffix).
+_MODES = {"demo": ("DEMO", DEMO_SUFFIX), "study": ("STUDY", STUDY_SUFFIX)}
 # Lower bounds of keys every script has; a script adds its own in ``BOUNDS``, beside its constants.
 COMMON_BOUNDS: dict[str, float] = {"EPOCHS": 1, "LATENCY_ITERS": 1, "CHECKPOINT_MINUTES": 0}
 
@@ -71,14 +76,16 @@ class Config(dict):
     """The resolved configuration: a dict of UPPER_CASE keys with attribute access (``cfg.EPOCHS``).
 
     Attributes:
-        demo: True when ``--demo`` was given.
+        demo: True when ``--demo`` or ``--study`` was given: the run reads the synthetic world.
+        study: True when ``--study`` was given (the adaptation study's setting, ``STUDY``).
         overrides: the keys the user set on the command line and their parsed values (not the DEMO ones).
     """
 
-    def __init__(self, *args: Any, demo: bool = False, overrides: Mapping[str, Any] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, *args: Any, demo: bool = False, study: bool = False,
+                 overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        object.__setattr__(self, "demo", bool(demo))
+        object.__setattr__(self, "demo", bool(demo or study))
+        object.__setattr__(self, "study", bool(study))
         object.__setattr__(self, "overrides", dict(overrides or {}))
 
     def __getattr__(self, name: str) -> Any:
@@ -88,7 +95,7 @@ class Config(dict):
             raise AttributeError(f"config has no key {name!r}") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("demo", "overrides"):
+        if name in ("demo", "study", "overrides"):
             object.__setattr__(self, name, value)
         else:
             self[name] = value
@@ -223,12 +230,13 @@ class _Parser:
             raise ConfigError(f"{where}: {key} expects {expected}, got {raw!r}{detail}. "
                               f"{self.valid_keys()}.") from None
 
-    def demo_value(self, key: str, value: Any) -> Any:
+    def table_value(self, key: str, value: Any, table: str = "DEMO") -> Any:
+        """A value of a ``DEMO`` or ``STUDY`` table: strings parsed like the command line's, the rest as is."""
         default = self.defaults[key]
         if isinstance(value, str):
-            return self.parse(key, value, f"DEMO[{key!r}]")
+            return self.parse(key, value, f"{table}[{key!r}]")
         if isinstance(default, Mapping) and isinstance(value, (list, tuple)):
-            return self.parse(key, ",".join(map(str, value)), f"DEMO[{key!r}]")
+            return self.parse(key, ",".join(map(str, value)), f"{table}[{key!r}]")
         return copy.deepcopy(value)
 
 
@@ -358,8 +366,9 @@ def _take_comment(stmt: list[tokenize.TokenInfo], above: list[str], out: dict[st
 
 
 def _help_text(prog: str, doc: str | None, defaults: dict[str, Any], comments: dict[str, str],
-               choices: Mapping[str, tuple[str, ...]], demo: Mapping[str, Any]) -> str:
-    lines = [f"usage: {prog} [--demo] [--KEY=value ...]"]
+               choices: Mapping[str, tuple[str, ...]], demo: Mapping[str, Any],
+               study: Mapping[str, Any]) -> str:
+    lines = [f"usage: {prog} [--demo | --study] [--KEY=value ...]"]
     if doc and doc.strip():
         lines += ["", doc.strip().split("\n\n")[0].strip()]
     lines += ["", "options (defaults shown; keys are case-insensitive; --KEY value also works):"]
@@ -373,8 +382,12 @@ def _help_text(prog: str, doc: str | None, defaults: dict[str, Any], comments: d
     demo_note = "a small, fast run on the synthetic world"
     if demo:
         demo_note += ": " + ", ".join(f"{k}={format_value(v)}" for k, v in demo.items())
-    rows += [("--demo", f"{demo_note}; RUN_NAME gets a {DEMO_SUFFIX} suffix"),
-             ("-h, --help", "show this message and exit")]
+    rows.append(("--demo", f"{demo_note}; RUN_NAME gets a {DEMO_SUFFIX} suffix"))
+    if study:
+        rows.append(("--study", "the adaptation study's setting on the synthetic world (make study): "
+                     + ", ".join(f"{k}={format_value(v)}" for k, v in study.items())
+                     + f"; RUN_NAME gets a {STUDY_SUFFIX} suffix"))
+    rows.append(("-h, --help", "show this message and exit"))
     width = min(max(len(flag) for flag, _ in rows), 36)
     for flag, note in rows:
         if len(flag) > width and note:
@@ -403,7 +416,6 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     defaults = {k: v for k, v in namespace.items() if _is_config_key(k, v)}
     choices = {k: tuple(v) for k, v in COMMON_CHOICES.items() if k in defaults}
     choices.update({k: tuple(v) for k, v in (namespace.get("CHOICES") or {}).items()})
-    demo_overrides = dict(namespace.get("DEMO") or {})
     bounds = {k: v for k, v in COMMON_BOUNDS.items() if k in defaults}
     bounds.update(namespace.get("BOUNDS") or {})
     parser = _Parser(defaults, choices)
@@ -415,10 +427,11 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     if any(a in ("-h", "--help") for a in argv):
         script = script or namespace.get("__file__")
         prog = f"python {script}" if script else "python script.py"
-        print(_help_text(prog, namespace.get("__doc__"), defaults, read_comments(script), choices, demo_overrides))
+        print(_help_text(prog, namespace.get("__doc__"), defaults, read_comments(script), choices,
+                         dict(namespace.get("DEMO") or {}), dict(namespace.get("STUDY") or {})))
         raise SystemExit(0)
 
-    demo = False
+    modes = {"demo": False, "study": False}
     user: list[tuple[str, str, str]] = []  # (key, raw value, as written)
     i = 0
     while i < len(argv):
@@ -427,11 +440,11 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
         if not arg.startswith("--") or arg == "--":
             raise ConfigError(f"unexpected argument {arg!r}: options look like --KEY=value (see --help).")
         name, eq, raw = arg[2:].partition("=")
-        if name.lower() == "demo":
+        if name.lower() in modes:
             try:
-                demo = _parse_typed(raw, True) if eq else True
+                modes[name.lower()] = _parse_typed(raw, True) if eq else True
             except ValueError:
-                raise ConfigError(f"--demo takes no value (or true/false), got {raw!r}.") from None
+                raise ConfigError(f"--{name.lower()} takes no value (or true/false), got {raw!r}.") from None
             continue
         key = parser.resolve_key(name, f"--{name}")
         if not eq:
@@ -445,22 +458,28 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
                 i += 1
         user.append((key, raw, f"--{name}"))
 
+    if modes["demo"] and modes["study"]:
+        raise ConfigError("--demo and --study are two settings of the synthetic world: give one of them.")
+    mode = next((m for m, on in modes.items() if on), None)
+    table, suffix = _MODES[mode] if mode else (None, "")
+    mode_overrides = dict(namespace.get(table) or {}) if table else {}
+    if mode == "study" and not mode_overrides:
+        raise ConfigError("--study: this script takes no part in the adaptation study (it has no STUDY table).")
     values = copy.deepcopy(defaults)
-    if demo:
-        for name, v in demo_overrides.items():
-            key = parser.resolve_key(name, f"DEMO[{name!r}]")
-            values[key] = parser.demo_value(key, v)
+    for name, v in mode_overrides.items():
+        key = parser.resolve_key(name, f"{table}[{name!r}]")
+        values[key] = parser.table_value(key, v, table)
     overrides = {}
     for key, raw, where in user:
         overrides[key] = values[key] = parser.parse(key, raw, where)
     for key, value in values.items():
         where = next((w for k, _, w in reversed(user) if k == key), None)
         if where is None:
-            where = f"DEMO[{key!r}]" if demo and key in demo_overrides else key
+            where = f"{table}[{key!r}]" if key in mode_overrides else key
         _check_bounds(key, value, where, bounds)
-    if demo and isinstance(values.get("RUN_NAME"), str) and not values["RUN_NAME"].endswith(DEMO_SUFFIX):
-        values["RUN_NAME"] += DEMO_SUFFIX
-    return Config(values, demo=demo, overrides=overrides)
+    if suffix and isinstance(values.get("RUN_NAME"), str) and not values["RUN_NAME"].endswith(suffix):
+        values["RUN_NAME"] += suffix
+    return Config(values, demo=modes["demo"], study=modes["study"], overrides=overrides)
 
 
 def _check_bounds(key: str, value: Any, where: str, bounds: Mapping[str, float]) -> None:

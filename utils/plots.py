@@ -248,3 +248,51 @@ def plot_qualitative(model, dataset, indices: list[int], env, out: Path, max_siz
     if title:
         fig.suptitle(title, fontsize=10)
     return _save_sized(fig, Path(out), dpi=dpi)
+
+
+def plot_seed_bars(values: dict[str, list[float]], out: Path, title: str, ylabel: str = "mIoU (%)") -> Path:
+    """One bar per row: the mean over seeds, the sample standard deviation as an error bar, each seed a dot."""
+    names = list(values)
+    means = [float(np.mean(v)) for v in values.values()]
+    stds = [float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for v in values.values()]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(names) + 1.5), 3.6))
+    x = np.arange(len(names))
+    ax.bar(x, means, yerr=stds, capsize=4, color="#4c72b0", alpha=0.8)
+    for i, v in enumerate(values.values()):
+        offsets = np.linspace(-0.15, 0.15, len(v)) if len(v) > 1 else np.zeros(1)
+        ax.scatter(x[i] + offsets, v, color="black", s=10, zorder=3)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set(title=title, ylabel=ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, Path(out))
+
+
+def plot_discriminator_curves(runs: dict[str, list[Path]], out: Path) -> Path | None:
+    """Adversarial training, per row averaged over its seeds' ``metrics.csv``: the discriminator's loss (chance:
+    ln 2), the adversarial loss the segmentation network receives, and the discriminator's accuracy."""
+    curves = {}
+    for name, paths in runs.items():
+        metrics = [_read_metrics(p) for p in paths if Path(p).is_file()]
+        metrics = [m for m in metrics if "loss_d" in m]
+        if metrics:
+            n = min(len(m["loss_d"]) for m in metrics)
+            curves[name] = {k: np.mean([m[k][:n] for m in metrics], axis=0)
+                            for k in ("global_it", "loss_d", "loss_adv", "d_acc_source", "d_acc_target")}
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for name, c in curves.items():
+        win = max(1, len(c["global_it"]) // 30)
+        it = c["global_it"][win - 1:]
+        axes[0].plot(it, _smooth(c["loss_d"], win), label=name)
+        axes[1].plot(it, _smooth(c["loss_adv"], win), label=name)
+        axes[2].plot(it, _smooth((c["d_acc_source"] + c["d_acc_target"]) / 2, win), label=name)
+    axes[0].axhline(math.log(2), color="grey", lw=0.8, ls="--")
+    axes[0].set(title="discriminator loss (chance: ln 2)", xlabel="iteration")
+    axes[1].set(title="adversarial loss (target called source)", xlabel="iteration")
+    axes[2].axhline(50, color="grey", lw=0.8, ls="--")
+    axes[2].set(title="discriminator accuracy (%)", xlabel="iteration", ylim=(0, 100))
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, Path(out))

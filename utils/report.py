@@ -15,6 +15,7 @@ import torch
 from utils.distributed import is_main
 from utils.paths import REPO_ROOT
 from utils.runs import NON_IDENTITY_KEYS, write_json
+from utils.stats import mean_std
 
 RESULT_KEYS = (
     "step", "variant", "model", "train_domain", "eval_domain", "miou", "pixel_acc", "per_class_iou",
@@ -230,16 +231,6 @@ def _numbers(group: list[dict], key: str) -> list[float]:
     return [float(v) for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
 
 
-def mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation (None for fewer than 2 values)."""
-    if not values:
-        return None, None
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
 def _pm(mean: float | None, std: float | None, nd: int = 2, sign: bool = False) -> str:
     if mean is None:
         return "-"
@@ -273,7 +264,8 @@ def _res(v) -> str:
     return "x".join(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v or "-")
 
 
-def _published(table: str, row: str, kind: str = "miou") -> str:
+def published(table: str, row: str, kind: str = "miou") -> str:
+    """The published figure of a step table's row ("-" where none), e.g. ``published("3a3b", "none")``."""
     figures = PUBLISHED.get(table, {}).get(kind, {})
     return figures.get(row, figures.get("*", "-"))
 
@@ -299,7 +291,7 @@ def _step2_rows(groups: list[list[dict]]) -> list[dict]:
             flops_resolution=_res(r0.get("flops_resolution")), latency_ms=mean_std(_numbers(g, "latency_ms"))[0],
             latency_resolution=_res(r0.get("latency_resolution")), fps=mean_std(_numbers(g, "fps"))[0],
             device="; ".join(sorted({str(r.get("device", "-")) for r in g})),
-            published_miou=_published("2", r0["model"]), published_latency=_published("2", r0["model"], "latency"))
+            published_miou=published("2", r0["model"]), published_latency=published("2", r0["model"], "latency"))
         rows.append(row)
     return rows
 
@@ -330,7 +322,7 @@ def _variant_rows(table: str, groups: list[list[dict]]) -> list[dict]:
                 vals = [((r.get("extra_evals") or {}).get(e) or {}).get("miou") for r in g]
                 row[f"extra_{e}_miou"], row[f"extra_{e}_miou_std"] = mean_std(
                     [float(v) for v in vals if isinstance(v, (int, float)) and math.isfinite(v)])
-            row["published_miou"] = _published(table, g[0]["variant"])
+            row["published_miou"] = published(table, g[0]["variant"])
             rows.append(row)
     return rows
 

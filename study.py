@@ -1,0 +1,300 @@
+"""The adaptation study: how much of the synthetic-to-real gap do augmentation and adversarial adaptation close
+for a real-time network? Every row is one step-script command at that script's STUDY setting (``--study``, the
+synthetic world), run once per seed; the study then reports each row over the seeds and the gains paired by
+seed with 95% Student t intervals.
+
+    python study.py                     (make study)             the default rows, seeds 1,2,3
+    python study.py --SEEDS=11,12,13    (make study SEEDS=...)   other seeds
+    python study.py --ROWS=all          (make study ROWS=all)    also adv_focal_sgd and adv_ce_adam
+
+Resumable: after a kill the same command goes on (each step script resumes its own run); finished runs are
+reused. Writes RUNS_DIR/STUDY.md, STUDY.json, study.png and discriminator.png.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+# CONFIG ------------------------------------------------------------------------------------------------
+RUNS_DIR = "runs/study"                # the study's folder: seed<N>/ run folders, STUDY.md/.json, plots
+SEEDS = (1, 2, 3)                      # one run of every row per seed (>= 2 for intervals)
+ROWS = "default"                       # default | all | comma-separated row names (see ROW_SPECS)
+DEVICE = "auto"                        # passed to every row: auto | cpu | cuda | cuda:N
+ROW_ARGS = ""                          # more --KEY=value for every row's command (e.g. --SYNTHETIC_WORLD=tiny)
+
+CHOICES = {"DEVICE": ("auto", "cpu", "cuda:N")}
+
+STEP2B, STEP3, STEP45 = "step2b_bisenet_cityscapes.py", "step3a3b_gta_to_cityscapes.py", "step4_5_adversarial.py"
+# row -> (script, variant, the row whose final weights it starts from, what the row is)
+ROW_SPECS = {
+    "oracle": (STEP2B, None, None, "step 2b: trained on the target's labels"),
+    "none": (STEP3, "none", None, "step 3: source only, no augmentation"),
+    "augmented": (STEP3, "augmented", None, "step 3: source only, step 4/5's SOURCE_AUGMENT"),
+    "source_only": (STEP45, "source_only", "augmented", "step 4/5: more source-only training"),
+    "target_bn": (STEP45, "target_bn", "augmented", "step 4/5: target batches through the network, lambda_adv 0"),
+    "adv_ce_sgd": (STEP45, "adv_ce_sgd", "augmented", "step 4/5: adversarial, cross-entropy, SGD"),
+    "adv_focal_adam": (STEP45, "adv_focal_adam", "augmented", "step 4/5: adversarial, Focal loss, Adam"),
+    "adv_focal_sgd": (STEP45, "adv_focal_sgd", "augmented", "step 4/5: adversarial, Focal loss, SGD"),
+    "adv_ce_adam": (STEP45, "adv_ce_adam", "augmented", "step 4/5: adversarial, cross-entropy, Adam"),
+}
+ROW_SETS = {"default": ("oracle", "none", "augmented", "source_only", "target_bn", "adv_ce_sgd", "adv_focal_adam")}
+ROW_SETS["all"] = (*ROW_SETS["default"], "adv_focal_sgd", "adv_ce_adam")
+# gain -> (row, minus row)
+GAINS = {"domain_gap": ("oracle", "none"), "augmentation": ("augmented", "none"),
+         "adversarial": ("adv_ce_sgd", "target_bn"), "adversarial_vs_source_only": ("adv_ce_sgd", "source_only")}
+# What the bench must show for the study to be evidence: gain -> (least mean, interval above zero?).
+BENCH_CHECKS = {"domain_gap": (10.0, False), "augmentation": (2.0, True), "adversarial": (None, True)}
+MIN_D_ACC_MAX = 60.0  # percent: a discriminator that never gets there is not playing the game
+# Where the published real-data figure of a row lives: (step table, its row), see utils.report.PUBLISHED.
+PUBLISHED_ROWS = {"oracle": ("2", "bisenet"), "none": ("3a3b", "none"), "augmented": ("3a3b", "*"),
+                  "source_only": ("4_5", "source_only"), "adv_ce_sgd": ("4_5", "adv_ce_sgd")}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from utils.config import load_config
+    from utils.errors import ConfigError
+
+    cfg = load_config(globals(), argv)
+    if cfg.demo:
+        raise ConfigError("study.py runs every row at its script's STUDY setting: it has no --demo or --study.")
+    rows = _resolve_rows(cfg.ROWS)
+    seeds = [int(s) for s in cfg.SEEDS]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"SEEDS repeats a seed: {cfg.SEEDS}")
+
+    # RUN: every (seed, row) in order; a row's start row runs first -----------------------------------
+    import shlex
+    import time
+
+    from tqdm import tqdm
+
+    from utils.paths import REPO_ROOT
+
+    out = Path(cfg.RUNS_DIR)
+    if not out.is_absolute() and Path.cwd().resolve() != REPO_ROOT.resolve():  # the rows run in the repository
+        out = out.resolve()
+    extra = shlex.split(cfg.ROW_ARGS) + ([f"--DEVICE={cfg.DEVICE}"] if cfg.DEVICE != "auto" else [])
+    started = time.time()
+    runs: dict[str, dict[int, Path]] = {r: {} for r in rows}
+    todo = [(s, r) for s in seeds for r in rows]
+    for seed, row in tqdm(todo, desc="study", unit="run", dynamic_ncols=True):
+        runs[row][seed] = _run_row(row, seed, out, extra, runs)
+
+    # REPORT ------------------------------------------------------------------------------------------
+    study = collect(runs, seeds, out, extra, minutes=(time.time() - started) / 60)
+    write_study(study, out, runs)
+    return study
+
+
+def _resolve_rows(spec: str) -> list[str]:
+    """Row names in run order, start rows included (source_only needs augmented's weights)."""
+    from utils.errors import ConfigError
+
+    names = ROW_SETS.get(spec) or [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ROW_SPECS]
+    if unknown or not names:
+        raise ConfigError(f"ROWS: unknown row(s) {unknown or spec!r}; give default, all, or some of "
+                          f"{', '.join(ROW_SPECS)}.")
+    wanted = set(names)
+    wanted |= {ROW_SPECS[n][2] for n in names if ROW_SPECS[n][2]}
+    return [n for n in ROW_SPECS if n in wanted]
+
+
+def script_constant(script: str, name: str):
+    """A constant of a step script, read from its source (a script is run, never imported)."""
+    import ast
+
+    from utils.paths import REPO_ROOT
+
+    tree = ast.parse((REPO_ROOT / script).read_text(), filename=script)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise KeyError(f"{script} has no constant {name}")
+
+
+def augmented_variant() -> str:
+    """The step-3 variant whose augmentations are step 4/5's ``SOURCE_AUGMENT``: the set fixed before the
+    study (never chosen on the target), which the adversarial rows also train with."""
+    wanted = script_constant(STEP45, "SOURCE_AUGMENT")
+    for name, augment in script_constant(STEP3, "VARIANTS").items():
+        if augment == wanted:
+            return name
+    raise SystemExit(f"no step-3 variant applies step 4/5's SOURCE_AUGMENT {wanted}: add one to {STEP3}'s "
+                     "VARIANTS.")
+
+
+def row_command(row: str, seed: int | str, out, extra: list[str], start_weights=None) -> list[str]:
+    """The step-script command of one row and seed (without the interpreter)."""
+    script, variant, _, _ = ROW_SPECS[row]
+    if variant == "augmented":
+        variant = augmented_variant()
+    cmd = [script, "--study", f"--SEED={seed}", f"--RUNS_DIR={out}/seed{seed}"]
+    if variant:
+        cmd.append(f"--VARIANTS={variant}")
+    if start_weights:
+        cmd.append(f"--INIT_FROM={start_weights}")
+    return cmd + list(extra)
+
+
+def run_folder(row: str, seed: int | str, out) -> Path:
+    """Where a row's run of one seed lives: ``RUNS_DIR/seed<N>/<RUN_NAME>-study[/<variant>]``."""
+    from utils.config import STUDY_SUFFIX
+
+    script, variant, _, _ = ROW_SPECS[row]
+    if variant == "augmented":
+        variant = augmented_variant()
+    run_name = script_constant(script, "RUN_NAME") + STUDY_SUFFIX
+    folder = Path(out) / f"seed{seed}" / run_name
+    return folder / variant if variant else folder
+
+
+def _run_row(row: str, seed: int, out, extra: list[str], runs: dict) -> Path:
+    """Run one row's command (a finished run is reused by the step script itself); its output goes to a log."""
+    import subprocess
+    import sys
+
+    from utils.errors import UserError
+    from utils.paths import REPO_ROOT
+
+    start = ROW_SPECS[row][2]
+    weights = runs[start][seed] / "last.pt" if start else None
+    cmd = row_command(row, seed, out, extra, weights)
+    folder = run_folder(row, seed, out)
+    log = Path(out) / f"seed{seed}" / "logs" / f"{row}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"\n[seed {seed}] {row}: python {' '.join(cmd)}  (output: {log})", flush=True)
+    with open(log, "a") as f:
+        done = subprocess.run([sys.executable, *cmd], cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode != 0 or not (folder / "results.json").is_file():
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        raise UserError(f"row {row}, seed {seed} failed (exit {done.returncode}); its output is in {log}:\n  "
+                        + "\n  ".join(tail) + "\nFix it, then run the same study command again: finished runs "
+                        "are reused.")
+    return folder
+
+
+def _d_acc_max(history: list[dict]) -> float | None:
+    """The highest epoch-mean discriminator accuracy in percent, source and target averaged."""
+    accs = [(h["d_acc_source"] + h["d_acc_target"]) / 2 for h in history
+            if h.get("d_acc_source") is not None and h.get("d_acc_target") is not None]
+    return max(accs) if accs else None
+
+
+def collect(runs: dict[str, dict[int, Path]], seeds: list[int], out, extra: list[str],
+            minutes: float) -> dict:
+    """STUDY.json's content from the rows' results.json files."""
+    import json
+    import os
+    import platform
+
+    import torch
+
+    from utils.report import published
+    from utils.stats import mean_std, paired_gain
+
+    rows, device = {}, None
+    for row, by_seed in runs.items():
+        results = [json.loads((by_seed[s] / "results.json").read_text()) for s in seeds]
+        device = device or results[0].get("device")
+        miou = [r["miou"] for r in results]
+        mean, std = mean_std(miou)
+        start = ROW_SPECS[row][2]
+        own_iters = results[0]["iterations"]
+        seconds = sum(r["train_seconds"] for r in results)
+        template = run_folder(start, "<seed>", out) / "last.pt" if start else None
+        entry = {"miou": miou, "mean": mean, "std": std, "seeds": seeds,
+                 "command": "python " + " ".join(row_command(row, "<seed>", out, extra, template)),
+                 "what": ROW_SPECS[row][3], "starts_from": start,
+                 "iterations": (rows[start]["iterations"] if start else 0) + own_iters,
+                 "own_iterations": own_iters, "train_seconds": seconds,
+                 "seconds_per_iteration": seconds / max(1, own_iters * len(results))}
+        d_max = [_d_acc_max(r.get("history") or []) for r in results]
+        if all(d is not None for d in d_max):
+            entry["d_acc_max"] = sum(d_max) / len(d_max)
+            entry["d_acc_max_per_seed"] = d_max
+        if row in PUBLISHED_ROWS:
+            entry["published"] = published(*PUBLISHED_ROWS[row])
+        rows[row] = entry
+    gains = {name: paired_gain(rows[a]["miou"], rows[b]["miou"]) for name, (a, b) in GAINS.items()
+             if a in rows and b in rows}
+    for g in gains.values():
+        g.pop("n", None)
+    return {"seeds": seeds, "rows": rows, "gains": gains, "checks": _checks(rows, gains),
+            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                        "cpus": os.cpu_count(), "torch": torch.__version__, "device": device},
+            "minutes_this_invocation": minutes}
+
+
+def _checks(rows: dict, gains: dict) -> list[dict]:
+    """Whether the bench shows what it must: each check with its figure and verdict."""
+    checks = []
+    for name, (least, ci_above_zero) in BENCH_CHECKS.items():
+        g = gains.get(name)
+        if g is None:
+            continue
+        ok = least is None or g["mean"] >= least
+        wants = [f">= {least:g}"] if least is not None else []
+        if ci_above_zero:
+            ok = ok and g["ci95"] is not None and g["ci95"][0] > 0
+            wants.append("95% interval above 0")
+        checks.append({"check": name, "wants": " and ".join(wants), "ok": bool(ok)})
+    for row, r in rows.items():
+        if "d_acc_max" in r and r["starts_from"] and row != "target_bn":
+            checks.append({"check": f"{row} d_acc_max", "wants": f">= {MIN_D_ACC_MAX:g}",
+                           "ok": r["d_acc_max"] >= MIN_D_ACC_MAX})
+    return checks
+
+
+def _fmt(v, nd: int = 2, sign: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}"
+
+
+def write_study(study: dict, out, runs: dict) -> None:
+    """STUDY.json, STUDY.md, the bar plot and the discriminator curves; prints the tables."""
+    from utils.plots import plot_discriminator_curves, plot_seed_bars
+    from utils.runs import write_json
+
+    out = Path(out)
+    write_json(out / "STUDY.json", study)
+    rows, gains = study["rows"], study["gains"]
+    plot_seed_bars({n: r["miou"] for n, r in rows.items()}, out / "study.png",
+                   title=f"adaptation study, synthetic world: mIoU over seeds {study['seeds']}")
+    adversarial = {n: [runs[n][s] / "metrics.csv" for s in study["seeds"]] for n, r in rows.items()
+                   if "d_acc_max" in r}
+    plot_discriminator_curves(adversarial, out / "discriminator.png")
+
+    lines = ["# The adaptation study (synthetic world)", "",
+             f"Seeds {', '.join(map(str, study['seeds']))}; {study['machine']['processor']}, "
+             f"{study['machine']['cpus']} CPUs, torch {study['machine']['torch']}, device "
+             f"{study['machine']['device']}; this invocation {study['minutes_this_invocation']:.1f} min.", "",
+             "| row | what | iterations | mIoU mean ± std | per seed | d_acc_max | published (real data) |",
+             "|-----|------|-----------:|-----------------|----------|----------:|-----------------------|"]
+    for name, r in rows.items():
+        per_seed = ", ".join(f"{v:.2f}" for v in r["miou"])
+        total = f"{r['iterations']}" + (f" ({r['iterations'] - r['own_iterations']} + {r['own_iterations']})"
+                                        if r["starts_from"] else "")
+        lines.append(f"| {name} | {r['what']} | {total} | {_fmt(r['mean'])} ± {_fmt(r['std'])} | {per_seed} | "
+                     f"{_fmt(r.get('d_acc_max'), 1)} | {r.get('published', '-')} |")
+    lines += ["", "Gains, paired by seed (95% Student t interval):", "",
+              "| gain | rows | mean | 95% interval |", "|------|------|-----:|--------------|"]
+    for name, g in gains.items():
+        a, b = GAINS[name]
+        ci = "-" if g["ci95"] is None else f"[{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}]"
+        lines.append(f"| {name} | {a} - {b} | {_fmt(g['mean'], sign=True)} | {ci} |")
+    if study["checks"]:
+        lines += ["", "What the bench must show:", "", "| check | wants | holds |", "|-------|-------|-------|"]
+        lines += [f"| {c['check']} | {c['wants']} | {'yes' if c['ok'] else 'NO'} |" for c in study["checks"]]
+    lines += ["", "Each row is one command (`<seed>`: each of the seeds):", ""]
+    lines += [f"- {name}: `{r['command']}`" for name, r in rows.items()]
+    lines += ["", "![mIoU over seeds](study.png)", "", "![discriminator](discriminator.png)", ""]
+    (out / "STUDY.md").write_text("\n".join(lines))
+    print("\n" + "\n".join(lines[:-5]))
+    print(f"(written: {out / 'STUDY.md'}, {out / 'STUDY.json'}, {out / 'study.png'}, {out / 'discriminator.png'})")
+
+
+if __name__ == "__main__":
+    from utils.config import run_main
+
+    run_main(main)

@@ -1,0 +1,149 @@
+"""The adaptation study (study.py): statistics against hand computations, a tiny study end to end, resume."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import study
+from utils.errors import ConfigError
+from utils.stats import mean_std, paired_gain, t_quantile
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("df,expected", [(1, 12.706204736174707), (2, 4.302652729749464),
+                                         (4, 2.7764451051977987), (30, 2.0422724563012373)])
+def test_t_quantile_equals_the_tables(df, expected):
+    assert t_quantile(0.975, df) == pytest.approx(expected, rel=1e-9)
+
+
+def test_t_quantile_refuses_what_it_cannot_answer():
+    with pytest.raises(ValueError):
+        t_quantile(0.3, 2)
+    with pytest.raises(ValueError):
+        t_quantile(0.975, 0)
+
+
+def test_paired_gain_equals_a_hand_computation():
+    a, b = [20.0, 22.0, 21.0], [18.0, 19.0, 21.0]
+    # differences 2, 3, 0: mean 5/3; sample variance ((1/3)^2 + (4/3)^2 + (5/3)^2) / 2 = 7/3
+    half = 4.302652729749464 * math.sqrt(7 / 3) / math.sqrt(3)
+    g = paired_gain(a, b)
+    assert g["mean"] == pytest.approx(5 / 3)
+    assert g["std"] == pytest.approx(math.sqrt(7 / 3))
+    assert g["ci95"] == pytest.approx([5 / 3 - half, 5 / 3 + half])
+    assert paired_gain([1.0], [0.5])["ci95"] is None  # one seed: no interval
+    with pytest.raises(ValueError):
+        paired_gain([1.0, 2.0], [1.0])
+
+
+def test_mean_std_is_the_sample_standard_deviation():
+    assert mean_std([1.0, 2.0, 3.0, 4.0]) == (2.5, pytest.approx(math.sqrt(5 / 3)))
+    assert mean_std([]) == (None, None)
+
+
+def test_rows_bring_their_start_rows_and_unknown_rows_are_refused():
+    assert study._resolve_rows("adv_ce_sgd") == ["augmented", "adv_ce_sgd"]
+    assert study._resolve_rows("default") == list(study.ROW_SETS["default"])
+    assert set(study._resolve_rows("all")) == set(study.ROW_SPECS)
+    with pytest.raises(ConfigError, match="unknown row"):
+        study._resolve_rows("adv_typo")
+
+
+def test_augmented_is_the_set_step4_5_trains_with():
+    import runpy
+
+    step3 = runpy.run_path(str(ROOT / study.STEP3))  # the constants; main() is not called
+    step45 = runpy.run_path(str(ROOT / study.STEP45))
+    assert step3["VARIANTS"][study.augmented_variant()] == step45["SOURCE_AUGMENT"]
+    assert study.script_constant(study.STEP2B, "RUN_NAME") == "step2b_bisenet"
+
+
+def test_bench_checks_say_no_where_a_gain_falls_short():
+    rows = {"adv_ce_sgd": {"d_acc_max": 55.0, "starts_from": "augmented"}}
+    gains = {"domain_gap": {"mean": 12.0, "ci95": [1.0, 23.0]}, "augmentation": {"mean": 2.5, "ci95": [-0.1, 5.1]},
+             "adversarial": {"mean": 0.4, "ci95": [0.1, 0.7]}}
+    verdict = {c["check"]: c["ok"] for c in study._checks(rows, gains)}
+    assert verdict == {"domain_gap": True, "augmentation": False, "adversarial": True,
+                       "adv_ce_sgd d_acc_max": False}
+
+
+def _tiny_args(world: Path) -> str:
+    return (f"--SYNTHETIC_WORLD=tiny --SYNTHETIC_DIR={world} --EPOCHS=1 --TRAIN_IMAGES=8 --TRAIN_SIZE=32,64 "
+            "--EVAL_SIZE=32,64 --FLOPS_SIZE=32,64 --LATENCY_SIZE=32,64 --LATENCY_ITERS=1 --NUM_WORKERS=0")
+
+
+def _study_cmd(out: Path, world: Path, rows: str) -> list[str]:
+    return [sys.executable, "study.py", f"--RUNS_DIR={out}", "--SEEDS=3,4", f"--ROWS={rows}", "--DEVICE=cpu",
+            f"--ROW_ARGS={_tiny_args(world)}"]
+
+
+def test_a_tiny_study_writes_its_report(tmp_path, tiny_world):
+    out = tmp_path / "study"
+    done = subprocess.run(_study_cmd(out, tiny_world, "none,source_only,target_bn"), cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    s = json.loads((out / "STUDY.json").read_text())
+    assert s["seeds"] == [3, 4]
+    assert list(s["rows"]) == ["none", "augmented", "source_only", "target_bn"]
+    for name, row in s["rows"].items():
+        assert len(row["miou"]) == 2 and all(0 <= v <= 100 for v in row["miou"])
+        assert row["mean"] == pytest.approx(sum(row["miou"]) / 2)
+        assert row["std"] == pytest.approx(abs(row["miou"][0] - row["miou"][1]) / math.sqrt(2))
+        assert row["command"].startswith("python step")
+        per_seed = [json.loads((study.run_folder(name, seed, out) / "results.json").read_text())["miou"]
+                    for seed in (3, 4)]
+        assert row["miou"] == per_seed
+    # warm-started rows count their start's iterations, and start from its final weights
+    assert s["rows"]["target_bn"]["iterations"] == s["rows"]["augmented"]["iterations"] + 2
+    assert "--INIT_FROM=" in s["rows"]["source_only"]["command"]
+    assert s["rows"]["target_bn"]["d_acc_max"] is not None and "d_acc_max" not in s["rows"]["source_only"]
+    aug = s["gains"]["augmentation"]
+    expected = paired_gain(s["rows"]["augmented"]["miou"], s["rows"]["none"]["miou"])
+    assert aug["mean"] == pytest.approx(expected["mean"]) and aug["ci95"] == pytest.approx(expected["ci95"])
+    assert "adversarial" not in s["gains"]  # adv_ce_sgd did not run
+    for name in ("STUDY.md", "study.png", "discriminator.png"):
+        assert (out / name).is_file()
+    assert "| augmentation | augmented - none |" in (out / "STUDY.md").read_text()
+
+    # a row's printed command re-runs it alone: here it finds its finished run and reuses it
+    cmd = s["rows"]["none"]["command"].replace("<seed>", "3").split()[1:]
+    rerun = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0 and "finished" in rerun.stdout.lower(), rerun.stdout[-1500:] + rerun.stderr
+
+
+def test_a_killed_study_goes_on_and_reuses_finished_runs(tmp_path, tiny_world):
+    out = tmp_path / "study"
+    cmd = _study_cmd(out, tiny_world, "none")
+    first = study.run_folder("none", 3, out) / "results.json"
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while not first.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert first.is_file(), "the first row never finished"
+    os.killpg(proc.pid, signal.SIGKILL)  # the study and the row it runs now
+    proc.wait()
+    assert not (out / "STUDY.json").exists()
+    stamp = first.stat().st_mtime_ns
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert first.stat().st_mtime_ns == stamp  # reused, not trained again
+    s = json.loads((out / "STUDY.json").read_text())
+    assert [len(r["miou"]) for r in s["rows"].values()] == [2]
+
+
+def test_a_failing_row_names_its_log(tmp_path, tiny_world):
+    done = subprocess.run([*_study_cmd(tmp_path / "study", tiny_world, "none")[:-1],
+                           f"--ROW_ARGS={_tiny_args(tiny_world)} --EPOCHS=0"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1
+    assert "row none, seed 3 failed" in done.stderr and ".log" in done.stderr and "Traceback" not in done.stderr
