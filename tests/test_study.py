@@ -88,12 +88,12 @@ def _study_cmd(out: Path, world: Path, rows: str) -> list[str]:
 
 def test_a_tiny_study_writes_its_report(tmp_path, tiny_world):
     out = tmp_path / "study"
-    done = subprocess.run(_study_cmd(out, tiny_world, "none,source_only,target_bn"), cwd=ROOT,
+    done = subprocess.run(_study_cmd(out, tiny_world, "none,target_bn"), cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     s = json.loads((out / "STUDY.json").read_text())
     assert s["seeds"] == [3, 4]
-    assert list(s["rows"]) == ["none", "augmented", "source_only", "target_bn"]
+    assert list(s["rows"]) == ["none", "augmented", "target_bn"]  # target_bn brings its start row
     for name, row in s["rows"].items():
         assert len(row["miou"]) == 2 and all(0 <= v <= 100 for v in row["miou"])
         assert row["mean"] == pytest.approx(sum(row["miou"]) / 2)
@@ -104,8 +104,8 @@ def test_a_tiny_study_writes_its_report(tmp_path, tiny_world):
         assert row["miou"] == per_seed
     # warm-started rows count their start's iterations, and start from its final weights
     assert s["rows"]["target_bn"]["iterations"] == s["rows"]["augmented"]["iterations"] + 2
-    assert "--INIT_FROM=" in s["rows"]["source_only"]["command"]
-    assert s["rows"]["target_bn"]["d_acc_max"] is not None and "d_acc_max" not in s["rows"]["source_only"]
+    assert "--INIT_FROM=" in s["rows"]["target_bn"]["command"] and "--INIT_FROM" not in s["rows"]["none"]["command"]
+    assert s["rows"]["target_bn"]["d_acc_max"] is not None and "d_acc_max" not in s["rows"]["augmented"]
     aug = s["gains"]["augmentation"]
     expected = paired_gain(s["rows"]["augmented"]["miou"], s["rows"]["none"]["miou"])
     assert aug["mean"] == pytest.approx(expected["mean"]) and aug["ci95"] == pytest.approx(expected["ci95"])
