@@ -256,3 +256,22 @@ def test_step4_5_source_only_trains_on_step3s_images(tiny_world, tmp_path):
 
     assert losses(a["flip_jitter_blur"]) == losses(b["source_only"])
     assert a["flip_jitter_blur"]["miou"] == b["source_only"]["miou"]
+
+
+def test_target_bn_is_adv_ce_sgd_without_its_adversarial_gradient(tiny_world, tmp_path):
+    """The study's control trains exactly as adv_ce_sgd at LAMBDA_ADV=0; and a run that reads the target images
+    twice or more reads them from the prepared cache, as the source's."""
+    import shutil
+
+    from step4_5_adversarial import main
+
+    world = tmp_path / "world"
+    shutil.copytree(tiny_world, world)
+    args = ["--EPOCHS=2", "--TARGET_SIZE=32,64"]
+    control = main(tiny_args(world, tmp_path / "a", "--VARIANTS=target_bn", *args))["variants"]["target_bn"]
+    zero = main(tiny_args(world, tmp_path / "b", "--VARIANTS=adv_ce_sgd", "--LAMBDA_ADV=0", *args))
+    zero = zero["variants"]["adv_ce_sgd"]
+    strip = [[{k: v for k, v in h.items() if k != "img_per_s"} for h in r["history"]] for r in (control, zero)]
+    assert control["miou"] == zero["miou"] and strip[0] == strip[1]
+    assert "d_acc_source" in strip[0][0]
+    assert any(p.name.startswith("cityscapes-train-32x64") for p in (world / "cache").iterdir())
