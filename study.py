@@ -24,7 +24,8 @@ ROW_ARGS = ""                          # more --KEY=value for every row's comman
 CHOICES = {"DEVICE": ("auto", "cpu", "cuda:N")}
 
 STEP2B, STEP3, STEP45 = "step2b_bisenet_cityscapes.py", "step3a3b_gta_to_cityscapes.py", "step4_5_adversarial.py"
-# row -> (script, variant, the row whose final weights it starts from, what the row is)
+# row -> (script, variant, the row whose final weights it starts from, what the row is); the variant
+# "augmented" stands for step 3's variant that applies step 4/5's SOURCE_AUGMENT (augmented_variant).
 ROW_SPECS = {
     "oracle": (STEP2B, None, None, "step 2b: trained on the target's labels"),
     "none": (STEP3, "none", None, "step 3: source only, no augmentation"),
@@ -119,8 +120,10 @@ def augmented_variant() -> str:
     for name, augment in script_constant(STEP3, "VARIANTS").items():
         if augment == wanted:
             return name
-    raise SystemExit(f"no step-3 variant applies step 4/5's SOURCE_AUGMENT {wanted}: add one to {STEP3}'s "
-                     "VARIANTS.")
+    from utils.errors import ConfigError
+
+    raise ConfigError(f"no step-3 variant applies step 4/5's SOURCE_AUGMENT {wanted}: add one to {STEP3}'s "
+                      "VARIANTS.")
 
 
 def row_command(row: str, seed: int | str, out, extra: list[str], start_weights=None) -> list[str]:
@@ -166,7 +169,7 @@ def _run_row(row: str, seed: int, out, extra: list[str], runs: dict) -> Path:
     with open(log, "a") as f:
         done = subprocess.run([sys.executable, *cmd], cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT)
     if done.returncode != 0 or not (folder / "results.json").is_file():
-        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        tail = log.read_text(errors="replace").replace("\r", "\n").strip().splitlines()[-5:]
         raise UserError(f"row {row}, seed {seed} failed (exit {done.returncode}); its output is in {log}:\n  "
                         + "\n  ".join(tail) + "\nFix it, then run the same study command again: finished runs "
                         "are reused.")
@@ -222,7 +225,8 @@ def collect(runs: dict[str, dict[int, Path]], seeds: list[int], out, extra: list
     return {"seeds": seeds, "rows": rows, "gains": gains, "checks": _checks(rows, gains),
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpus": os.cpu_count(), "torch": torch.__version__, "device": device},
-            "minutes_this_invocation": minutes}
+            "minutes_this_invocation": minutes,
+            "train_minutes": sum(r["train_seconds"] for r in rows.values()) / 60}
 
 
 def _checks(rows: dict, gains: dict) -> list[dict]:
@@ -263,12 +267,13 @@ def write_study(study: dict, out, runs: dict) -> None:
                    title=f"adaptation study, synthetic world: mIoU over seeds {study['seeds']}")
     adversarial = {n: [runs[n][s] / "metrics.csv" for s in study["seeds"]] for n, r in rows.items()
                    if "d_acc_max" in r}
-    plot_discriminator_curves(adversarial, out / "discriminator.png")
+    curves = plot_discriminator_curves(adversarial, out / "discriminator.png")
 
     lines = ["# The adaptation study (synthetic world)", "",
              f"Seeds {', '.join(map(str, study['seeds']))}; {study['machine']['processor']}, "
              f"{study['machine']['cpus']} CPUs, torch {study['machine']['torch']}, device "
-             f"{study['machine']['device']}; this invocation {study['minutes_this_invocation']:.1f} min.", "",
+             f"{study['machine']['device']}; training {study['train_minutes']:.1f} min in all, this invocation "
+             f"{study['minutes_this_invocation']:.1f} min (finished runs are reused).", "",
              "| row | what | iterations | mIoU mean ± std | per seed | d_acc_max | published (real data) |",
              "|-----|------|-----------:|-----------------|----------|----------:|-----------------------|"]
     for name, r in rows.items():
@@ -288,10 +293,10 @@ def write_study(study: dict, out, runs: dict) -> None:
         lines += [f"| {c['check']} | {c['wants']} | {'yes' if c['ok'] else 'NO'} |" for c in study["checks"]]
     lines += ["", "Each row is one command (`<seed>`: each of the seeds):", ""]
     lines += [f"- {name}: `{r['command']}`" for name, r in rows.items()]
-    lines += ["", "![mIoU over seeds](study.png)", "", "![discriminator](discriminator.png)", ""]
-    (out / "STUDY.md").write_text("\n".join(lines))
-    print("\n" + "\n".join(lines[:-5]))
-    print(f"(written: {out / 'STUDY.md'}, {out / 'STUDY.json'}, {out / 'study.png'}, {out / 'discriminator.png'})")
+    pictures = ["study.png"] + (["discriminator.png"] if curves else [])
+    (out / "STUDY.md").write_text("\n".join(lines + [""] + [f"![{p[:-4]}]({p})\n" for p in pictures]))
+    print("\n" + "\n".join(lines))
+    print(f"(written: {out / 'STUDY.md'}, {out / 'STUDY.json'}, " + ", ".join(str(out / p) for p in pictures) + ")")
 
 
 if __name__ == "__main__":

@@ -267,7 +267,7 @@ def test_target_bn_is_adv_ce_sgd_without_its_adversarial_gradient(tiny_world, tm
 
     world = tmp_path / "world"
     shutil.copytree(tiny_world, world)
-    args = ["--EPOCHS=2", "--TARGET_SIZE=32,64"]
+    args = ["--EPOCHS=4", "--TRAIN_IMAGES=6", "--TARGET_SIZE=32,64"]  # 4 iterations read 24 target images
     control = main(tiny_args(world, tmp_path / "a", "--VARIANTS=target_bn", *args))["variants"]["target_bn"]
     zero = main(tiny_args(world, tmp_path / "b", "--VARIANTS=adv_ce_sgd", "--LAMBDA_ADV=0", *args))
     zero = zero["variants"]["adv_ce_sgd"]
