@@ -61,6 +61,7 @@ STUDY = {"TRAIN_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False, "
          "EPOCHS": 8, "EVAL_EVERY": 8, "FLOPS_SIZE": (80, 160), "LATENCY_SIZE": (80, 160),
          "LATENCY_ITERS": 3}
 
+
 def main(argv: list[str] | None = None) -> dict:
     from utils.config import load_config
 

@@ -61,9 +61,12 @@ BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "MOMENT
 DEMO = {"TRAIN_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False, "EPOCHS": 2,
         "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3, "VARIANTS": "none,full"}
 
+# The adaptation study's recipe (study.py; step 2b's STUDY says why); TRAIN_IMAGES: as many images as the
+# target's train split.
 STUDY = {"TRAIN_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False, "BATCH_SIZE": 4,
          "TRAIN_IMAGES": 300, "EPOCHS": 8, "EVAL_EVERY": 8, "FLOPS_SIZE": (80, 160), "LATENCY_SIZE": (80, 160),
          "LATENCY_ITERS": 3}
+
 
 def main(argv: list[str] | None = None) -> dict:
     from utils.config import load_config

@@ -73,9 +73,12 @@ DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192
         "EPOCHS": 2, "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "ADAM_LR": 1e-3, "EVAL_EVERY": 2,
         "LATENCY_ITERS": 3, "VARIANTS": "source_only,adv_ce_sgd,adv_focal_adam"}
 
+# The adaptation study's recipe (study.py): its rows start from step 3's augmented run (INIT_FROM, passed by
+# study.py) and train 4 more epochs.
 STUDY = {"TRAIN_SIZE": (80, 160), "TARGET_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False,
          "BATCH_SIZE": 4, "TRAIN_IMAGES": 300, "EPOCHS": 4, "EVAL_EVERY": 4, "FLOPS_SIZE": (80, 160),
          "LATENCY_SIZE": (80, 160), "LATENCY_ITERS": 3}
+
 
 def main(argv: list[str] | None = None) -> dict:
     from utils.config import load_config
