@@ -101,11 +101,25 @@ def _study_cmd(out: Path, world: Path, rows: str) -> list[str]:
             f"--ROW_ARGS={_tiny_args(world)}"]
 
 
-def test_a_tiny_study_writes_its_report(tmp_path, tiny_world):
+def test_a_killed_tiny_study_goes_on_and_writes_its_report(tmp_path, tiny_world):
+    """2 seeds, 2 rows, 2 iterations: killed after its first run, the same command reuses that run and finishes."""
     out = tmp_path / "study"
-    done = subprocess.run(_study_cmd(out, tiny_world, "none,augmented"), cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    cmd = _study_cmd(out, tiny_world, "none,augmented")
+    first = study.run_folder("none", 3, out) / "results.json"
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while not first.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert first.is_file(), "the first row never finished"
+    os.killpg(proc.pid, signal.SIGKILL)  # the study and the row it runs now
+    proc.wait()
+    assert not (out / "STUDY.json").exists()
+    stamp = first.stat().st_mtime_ns
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert first.stat().st_mtime_ns == stamp  # reused, not trained again
+
     s = json.loads((out / "STUDY.json").read_text())
     assert s["seeds"] == [3, 4]
     assert list(s["rows"]) == ["none", "augmented"]
@@ -127,30 +141,9 @@ def test_a_tiny_study_writes_its_report(tmp_path, tiny_world):
     assert "| augmentation | augmented - none |" in (out / "STUDY.md").read_text()
 
     # a row's printed command re-runs it alone: here it finds its finished run and reuses it
-    cmd = s["rows"]["none"]["command"].replace("<seed>", "3").split()[1:]
-    rerun = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    row_cmd = s["rows"]["none"]["command"].replace("<seed>", "3").split()[1:]
+    rerun = subprocess.run([sys.executable, *row_cmd], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0 and "finished" in rerun.stdout.lower(), rerun.stdout[-1500:] + rerun.stderr
-
-
-def test_a_killed_study_goes_on_and_reuses_finished_runs(tmp_path, tiny_world):
-    out = tmp_path / "study"
-    cmd = _study_cmd(out, tiny_world, "none")
-    first = study.run_folder("none", 3, out) / "results.json"
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 300
-    while not first.is_file() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert first.is_file(), "the first row never finished"
-    os.killpg(proc.pid, signal.SIGKILL)  # the study and the row it runs now
-    proc.wait()
-    assert not (out / "STUDY.json").exists()
-    stamp = first.stat().st_mtime_ns
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert first.stat().st_mtime_ns == stamp  # reused, not trained again
-    s = json.loads((out / "STUDY.json").read_text())
-    assert [len(r["miou"]) for r in s["rows"].values()] == [2]
 
 
 def test_a_failing_row_names_its_log(tmp_path, tiny_world):
