@@ -12,6 +12,7 @@ reused. Writes RUNS_DIR/STUDY.md, STUDY.json, study.png and discriminator.png.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 # CONFIG ------------------------------------------------------------------------------------------------
@@ -100,6 +101,7 @@ def _resolve_rows(spec: str) -> list[str]:
     return [n for n in ROW_SPECS if n in wanted]
 
 
+@functools.lru_cache(maxsize=None)
 def script_constant(script: str, name: str):
     """A constant of a step script, read from its source (a script is run, never imported)."""
     import ast
@@ -126,11 +128,14 @@ def augmented_variant() -> str:
                       "VARIANTS.")
 
 
+def _row_variant(row: str) -> str | None:
+    variant = ROW_SPECS[row][1]
+    return augmented_variant() if variant == "augmented" else variant
+
+
 def row_command(row: str, seed: int | str, out, extra: list[str], start_weights=None) -> list[str]:
     """The step-script command of one row and seed (without the interpreter)."""
-    script, variant, _, _ = ROW_SPECS[row]
-    if variant == "augmented":
-        variant = augmented_variant()
+    script, variant = ROW_SPECS[row][0], _row_variant(row)
     cmd = [script, "--study", f"--SEED={seed}", f"--RUNS_DIR={out}/seed{seed}"]
     if variant:
         cmd.append(f"--VARIANTS={variant}")
@@ -143,9 +148,7 @@ def run_folder(row: str, seed: int | str, out) -> Path:
     """Where a row's run of one seed lives: ``RUNS_DIR/seed<N>/<RUN_NAME>-study[/<variant>]``."""
     from utils.config import STUDY_SUFFIX
 
-    script, variant, _, _ = ROW_SPECS[row]
-    if variant == "augmented":
-        variant = augmented_variant()
+    script, variant = ROW_SPECS[row][0], _row_variant(row)
     run_name = script_constant(script, "RUN_NAME") + STUDY_SUFFIX
     folder = Path(out) / f"seed{seed}" / run_name
     return folder / variant if variant else folder
@@ -220,8 +223,6 @@ def collect(runs: dict[str, dict[int, Path]], seeds: list[int], out, extra: list
         rows[row] = entry
     gains = {name: paired_gain(rows[a]["miou"], rows[b]["miou"]) for name, (a, b) in GAINS.items()
              if a in rows and b in rows}
-    for g in gains.values():
-        g.pop("n", None)
     return {"seeds": seeds, "rows": rows, "gains": gains, "checks": _checks(rows, gains),
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpus": os.cpu_count(), "torch": torch.__version__, "device": device},

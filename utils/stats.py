@@ -66,7 +66,7 @@ def paired_gain(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> 
         level: the interval's coverage.
 
     Returns:
-        ``{"mean": m, "std": s, "ci95": [lo, hi], "n": n}`` (interval and std None for fewer than 2 pairs).
+        ``{"mean": m, "std": s, "ci95": [lo, hi]}`` (interval and std None for fewer than 2 pairs).
     """
     if len(a) != len(b):
         raise ValueError(f"paired values need one per seed on both sides, got {len(a)} and {len(b)}")
@@ -76,4 +76,4 @@ def paired_gain(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> 
     if std is not None:
         half = t_quantile(1 - (1 - level) / 2, len(diffs) - 1) * std / math.sqrt(len(diffs))
         ci = [mean - half, mean + half]
-    return {"mean": mean, "std": std, "ci95": ci, "n": len(diffs)}
+    return {"mean": mean, "std": std, "ci95": ci}
