@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(PY) step2b_bisenet_cityscapes.py --demo $(ARGS)
 	$(PY) step3a3b_gta_to_cityscapes.py --demo $(ARGS)
 	$(PY) step4_5_adversarial.py --demo $(ARGS)
+	$(PY) step6_uda_methods.py --demo $(ARGS)
 	$(PY) -m utils.report runs --out runs/RESULTS.md
 
 # The adaptation study (study.py): `make study SEEDS=11,12,13 ROWS=all` runs other seeds and rows.

@@ -6,6 +6,7 @@ seed with 95% Student t intervals.
     python study.py                     (make study)             the default rows, seeds 1,2,3
     python study.py --SEEDS=11,12,13    (make study SEEDS=...)   other seeds
     python study.py --ROWS=all          (make study ROWS=all)    also adv_focal_sgd and adv_ce_adam
+    python study.py --ROWS=methods      (make study ROWS=methods) step 6's methods beside step 4/5's rows
 
 Resumable: after a kill the same command goes on (each step script resumes its own run); finished runs are
 reused. Writes RUNS_DIR/STUDY.md, STUDY.json, study.png and discriminator.png.
@@ -18,13 +19,14 @@ from pathlib import Path
 # CONFIG ------------------------------------------------------------------------------------------------
 RUNS_DIR = "runs/study"                # the study's folder: seed<N>/ run folders, STUDY.md/.json, plots
 SEEDS = (1, 2, 3)                      # one run of every row per seed (>= 2 for intervals)
-ROWS = "default"                       # default | all | comma-separated row names (see ROW_SPECS)
+ROWS = "default"                       # default | all | methods | comma-separated row names (see ROW_SPECS)
 DEVICE = "auto"                        # passed to every row: auto | cpu | cuda | cuda:N
 ROW_ARGS = ""                          # more --KEY=value for every row's command (e.g. --SYNTHETIC_WORLD=tiny)
 
 CHOICES = {"DEVICE": ("auto", "cpu", "cuda:N")}
 
 STEP2B, STEP3, STEP45 = "step2b_bisenet_cityscapes.py", "step3a3b_gta_to_cityscapes.py", "step4_5_adversarial.py"
+STEP6 = "step6_uda_methods.py"
 # row -> (script, variant, the row whose final weights it starts from, what the row is); the variant
 # "augmented" stands for step 3's variant that applies step 4/5's SOURCE_AUGMENT (augmented_variant).
 ROW_SPECS = {
@@ -37,9 +39,15 @@ ROW_SPECS = {
     "adv_focal_adam": (STEP45, "adv_focal_adam", "augmented", "step 4/5: adversarial, Focal loss, Adam"),
     "adv_focal_sgd": (STEP45, "adv_focal_sgd", "augmented", "step 4/5: adversarial, Focal loss, SGD"),
     "adv_ce_adam": (STEP45, "adv_ce_adam", "augmented", "step 4/5: adversarial, cross-entropy, Adam"),
+    "minent": (STEP6, "minent", "augmented", "step 6: ADVENT's MinEnt, the target's entropy minimised"),
+    "advent": (STEP6, "advent", "augmented", "step 6: ADVENT's AdvEnt, discriminator on self-information"),
+    "advent_minent": (STEP6, "advent_minent", "augmented", "step 6: AdvEnt and MinEnt together"),
+    "fda": (STEP6, "fda", "augmented", "step 6: FDA, target low frequencies on source images, entropy term"),
 }
 ROW_SETS = {"default": ("oracle", "none", "augmented", "source_only", "target_bn", "adv_ce_sgd", "adv_focal_adam")}
 ROW_SETS["all"] = (*ROW_SETS["default"], "adv_focal_sgd", "adv_ce_adam")
+METHODS = ("minent", "advent", "advent_minent", "fda")  # step 6's rows, each compared with the two below
+ROW_SETS["methods"] = ("source_only", "target_bn", "adv_ce_sgd", *METHODS)
 # gain -> (row, minus row)
 GAINS = {"domain_gap": ("oracle", "none"), "augmentation": ("augmented", "none"),
          "adversarial": ("adv_ce_sgd", "target_bn"), "adversarial_vs_source_only": ("adv_ce_sgd", "source_only")}
@@ -223,7 +231,15 @@ def collect(runs: dict[str, dict[int, Path]], seeds: list[int], out, extra: list
         rows[row] = entry
     gains = {name: paired_gain(rows[a]["miou"], rows[b]["miou"]) for name, (a, b) in GAINS.items()
              if a in rows and b in rows}
-    return {"seeds": seeds, "rows": rows, "gains": gains, "checks": _checks(rows, gains),
+    methods = {}
+    for row in (r for r in METHODS if r in rows):
+        m = {f"vs_{base}": paired_gain(rows[row]["miou"], rows[base]["miou"])
+             for base in ("source_only", "adv_ce_sgd") if base in rows}
+        if "source_only" in rows:
+            m["time_vs_source_only"] = rows[row]["seconds_per_iteration"] / rows["source_only"]["seconds_per_iteration"]
+        methods[row] = m
+    return {"seeds": seeds, "rows": rows, "gains": gains, **({"methods": methods} if methods else {}),
+            "checks": _checks(rows, gains),
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpus": os.cpu_count(), "torch": torch.__version__, "device": device},
             "minutes_this_invocation": minutes,
@@ -254,6 +270,13 @@ def _fmt(v, nd: int = 2, sign: bool = False) -> str:
     if v is None:
         return "-"
     return f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}"
+
+
+def _gain_cell(g: dict | None) -> str:
+    if g is None:
+        return "-"
+    ci = "" if g["ci95"] is None else f" [{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}]"
+    return f"{g['mean']:+.2f}{ci}"
 
 
 def write_study(study: dict, out, runs: dict) -> None:
@@ -289,6 +312,13 @@ def write_study(study: dict, out, runs: dict) -> None:
         a, b = GAINS[name]
         ci = "-" if g["ci95"] is None else f"[{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}]"
         lines.append(f"| {name} | {a} - {b} | {_fmt(g['mean'], sign=True)} | {ci} |")
+    if study.get("methods"):
+        lines += ["", "Step 6's methods, paired by seed (95% Student t interval); time per iteration relative to "
+                  "source_only:", "", "| method | vs source_only | vs adv_ce_sgd | time |",
+                  "|--------|----------------|---------------|-----:|"]
+        for name, m in study["methods"].items():
+            cells = [_gain_cell(m.get(f"vs_{b}")) for b in ("source_only", "adv_ce_sgd")]
+            lines.append(f"| {name} | {cells[0]} | {cells[1]} | {_fmt(m.get('time_vs_source_only'), 1)}x |")
     if study["checks"]:
         lines += ["", "What the bench must show:", "", "| check | wants | holds |", "|-------|-------|-------|"]
         lines += [f"| {c['check']} | {c['wants']} | {'yes' if c['ok'] else 'NO'} |" for c in study["checks"]]

@@ -53,7 +53,8 @@ def test_mean_std_is_the_sample_standard_deviation():
 def test_rows_bring_their_start_rows_and_unknown_rows_are_refused():
     assert study._resolve_rows("adv_ce_sgd") == ["augmented", "adv_ce_sgd"]
     assert study._resolve_rows("default") == list(study.ROW_SETS["default"])
-    assert set(study._resolve_rows("all")) == set(study.ROW_SPECS)
+    assert set(study._resolve_rows("all")) == {*study.ROW_SETS["default"], "adv_focal_sgd", "adv_ce_adam"}
+    assert study._resolve_rows("methods") == ["augmented", "source_only", "target_bn", "adv_ce_sgd", *study.METHODS]
     with pytest.raises(ConfigError, match="unknown row"):
         study._resolve_rows("adv_typo")
 
@@ -65,6 +66,39 @@ def test_augmented_is_the_set_step4_5_trains_with():
     step45 = runpy.run_path(str(ROOT / study.STEP45))
     assert step3["VARIANTS"][study.augmented_variant()] == step45["SOURCE_AUGMENT"]
     assert study.script_constant(study.STEP2B, "RUN_NAME") == "step2b_bisenet"
+
+
+def test_step6_trains_with_step4_5s_recipe():
+    """The methods are compared with step 4/5's rows: same source augmentation, same study setting."""
+    for name in ("SOURCE_AUGMENT", "STUDY", "LR", "BATCH_SIZE", "GTA5_SPLIT_SEED", "GTA5_VAL_FRACTION"):
+        assert study.script_constant(study.STEP6, name) == study.script_constant(study.STEP45, name), name
+
+
+def test_methods_gains_pair_seeds_against_both_baselines(tmp_path):
+    """STUDY.json's methods block from hand-made results: paired gains and the time per iteration ratio."""
+    import json
+
+    from utils.stats import paired_gain
+
+    mious = {"augmented": [19.0, 19.5, 20.0], "source_only": [20.0, 21.0, 22.0], "adv_ce_sgd": [23.0, 23.5, 25.0],
+             "minent": [24.0, 24.0, 26.0]}  # start rows first, as the study runs them
+    seconds = {"source_only": 30.0, "adv_ce_sgd": 120.0, "minent": 60.0, "augmented": 60.0}
+    runs = {}
+    for row, values in mious.items():
+        runs[row] = {}
+        for seed, v in zip((1, 2, 3), values):
+            folder = tmp_path / row / str(seed)
+            folder.mkdir(parents=True)
+            iters = 600 if row == "augmented" else 300
+            (folder / "results.json").write_text(json.dumps(
+                {"miou": v, "iterations": iters, "train_seconds": seconds[row], "history": [], "device": "cpu"}))
+            runs[row][seed] = folder
+    out = study.collect(runs, [1, 2, 3], tmp_path, [], minutes=1.0)
+    m = out["methods"]["minent"]
+    assert m["vs_source_only"] == paired_gain(mious["minent"], mious["source_only"])
+    assert m["vs_adv_ce_sgd"] == paired_gain(mious["minent"], mious["adv_ce_sgd"])
+    assert m["time_vs_source_only"] == pytest.approx(2.0)
+    assert set(out["methods"]) == {"minent"} and out["rows"]["minent"]["iterations"] == 900
 
 
 def test_warm_started_rows_start_from_their_start_rows_final_weights(tmp_path):

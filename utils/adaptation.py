@@ -6,7 +6,7 @@ The whole method is :func:`adversarial_iteration`; ``step4_5_adversarial.py`` bu
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -27,39 +27,55 @@ def _main_output(outputs) -> torch.Tensor:
     return outputs[0] if isinstance(outputs, (tuple, list)) else outputs
 
 
-def adversarial_iteration(model: nn.Module, discriminator: nn.Module, optimizers, seg_loss: Callable, batch,
-                          target_images: torch.Tensor, env: Env, lambda_adv: float) -> dict[str, float]:
+def softmax_map(logits: torch.Tensor) -> torch.Tensor:
+    """What AdaptSegNet's discriminator judges: the class probabilities."""
+    return F.softmax(logits.float(), dim=1)
+
+
+# A loss on the target's main output: (name, weight, function of the logits). Named for the log, weighted here.
+TargetTerm = tuple[str, float, Callable[[torch.Tensor], torch.Tensor]]
+
+
+def adversarial_iteration(model: nn.Module, discriminator: nn.Module | None, optimizers, seg_loss: Callable, batch,
+                          target_images: torch.Tensor, env: Env, lambda_adv: float, *,
+                          d_input: Callable[[torch.Tensor], torch.Tensor] = softmax_map,
+                          target_terms: Sequence[TargetTerm] = ()) -> dict[str, float]:
     """One output-space adversarial iteration.
 
     (a) segmentation loss on the labelled source batch; (b) on an unlabelled target batch, the frozen
-    discriminator is asked to call the target's softmax output "source", weighted by ``lambda_adv``;
-    (c) the discriminator learns source (0) vs target (1) on detached outputs. Target labels are never read.
+    discriminator is asked to call the target's map "source", weighted by ``lambda_adv``, plus any
+    ``target_terms``; (c) the discriminator learns source (0) vs target (1) on detached maps. Target labels are
+    never read. Other methods reuse it: ADVENT judges another map (``d_input``) and adds an entropy term, and a
+    method without a discriminator (``discriminator=None``) keeps (a) and the target terms of (b).
 
     Args:
         model: the segmentation network (DDP-wrapped under torchrun).
-        discriminator: the output-space discriminator (DDP-wrapped under torchrun).
-        optimizers: ``(segmentation optimizer, discriminator optimizer)``, rates set for this iteration.
+        discriminator: the output-space discriminator (DDP-wrapped under torchrun), or None.
+        optimizers: ``(segmentation optimizer, discriminator optimizer or None)``, rates set for this iteration.
         seg_loss: ``(outputs, labels) -> {name: loss}`` on the source batch.
         batch: the source ``(uint8 images, int64 labels)``.
         target_images: a uint8 batch of the target domain.
         env: device, autocast, gradient scaler.
         lambda_adv: weight of the adversarial loss.
+        d_input: the map the discriminator judges, from the main output's logits (default: the softmax).
+        target_terms: more losses on the target's main output, ``(name, weight, loss of the logits)``.
 
     Returns:
-        the losses, and the discriminator's accuracy on each domain in percent (``d_acc_source``,
-        ``d_acc_target``): near 50 means it cannot tell the domains apart.
+        the losses (target terms unweighted), and, with a discriminator, its accuracy on each domain in percent
+        (``d_acc_source``, ``d_acc_target``): near 50 means it cannot tell the domains apart.
     """
     optimizer, d_optimizer = optimizers
     images, labels = env.images(batch[0]), env.labels(batch[1])
     target_images = env.images(target_images)
     model.train()
-    discriminator.train()
     optimizer.zero_grad(set_to_none=True)
-    d_optimizer.zero_grad(set_to_none=True)
-
-    # (a) and (b): the frozen discriminator is called outside its DDP wrapper (no gradient of its own to sync).
-    d_frozen = distributed.unwrap(discriminator)
-    d_frozen.requires_grad_(False)
+    d_frozen = None
+    if discriminator is not None:
+        discriminator.train()
+        d_optimizer.zero_grad(set_to_none=True)
+        # (a) and (b): the frozen discriminator is called outside its DDP wrapper (no gradient of its own to sync).
+        d_frozen = distributed.unwrap(discriminator)
+        d_frozen.requires_grad_(False)
     with env.autocast():
         src_out = model(images)
         seg = seg_loss(src_out, labels)
@@ -67,20 +83,28 @@ def adversarial_iteration(model: nn.Module, discriminator: nn.Module, optimizers
     env.backward(sum(seg.values()))
     with env.autocast():
         tgt_main = _main_output(model(target_images))
-        loss_adv = _bce(d_frozen(F.softmax(tgt_main.float(), dim=1)), SOURCE_LABEL)
-    env.backward(lambda_adv * loss_adv)
+        target = {name: fn(tgt_main) for name, _, fn in target_terms}
+        if d_frozen is not None:
+            target["loss_adv"] = _bce(d_frozen(d_input(tgt_main)), SOURCE_LABEL)
+    weights = {name: w for name, w, _ in target_terms} | {"loss_adv": lambda_adv}
+    if target:
+        env.backward(sum(weights[k] * v for k, v in target.items()))
+    target_values = check_finite(target)
+    if d_frozen is None:
+        env.optimizer_step(optimizer)
+        return {"loss": sum(seg_values.values()), **seg_values, **target_values}
 
     # (c)
     d_frozen.requires_grad_(True)
     with env.autocast():
-        d_src = discriminator(F.softmax(_main_output(src_out).detach().float(), dim=1)).float()
-        d_tgt = discriminator(F.softmax(tgt_main.detach().float(), dim=1)).float()
+        d_src = discriminator(d_input(_main_output(src_out).detach())).float()
+        d_tgt = discriminator(d_input(tgt_main.detach())).float()
         loss_d = _bce(d_src, SOURCE_LABEL) / 2 + _bce(d_tgt, TARGET_LABEL) / 2
-    d_values = check_finite({"loss_adv": loss_adv, "loss_d": loss_d})
+    d_values = check_finite({"loss_d": loss_d})
     env.backward(loss_d)
     env.optimizer_step(optimizer, d_optimizer)
     with torch.no_grad():
         acc_src = float((d_src < 0).float().mean()) * 100
         acc_tgt = float((d_tgt > 0).float().mean()) * 100
-    return {"loss": sum(seg_values.values()), **seg_values, **d_values,
+    return {"loss": sum(seg_values.values()), **seg_values, **target_values, **d_values,
             "d_acc_source": acc_src, "d_acc_target": acc_tgt}

@@ -1,0 +1,191 @@
+"""Step 6 (beyond the course): the other families of unsupervised domain adaptation for BiSeNet GTA5 ->
+Cityscapes, in the harness and recipe of steps 4/5: entropy minimisation and adversarial entropy (ADVENT:
+MinEnt, AdvEnt, both) and Fourier domain adaptation (FDA). Each method's iteration lives in the module named for
+it (utils/advent.py, utils/fda.py); this script builds its parts and hands the iteration to the loop.
+
+Real data:  python step6_uda_methods.py --GTA5_ROOT=/data/GTA5 --CITYSCAPES_ROOT=/data/Cityscapes
+Demo:       python step6_uda_methods.py --demo     (synthetic world)
+Study:      python study.py --ROWS=methods   (these variants beside step 4/5's, over seeds)
+Every constant below can be overridden with --KEY=value; --help lists them.
+"""
+from __future__ import annotations
+
+# CONFIG ------------------------------------------------------------------------------------------------
+RUNS_DIR = "runs"                      # where run folders go (relative to the current directory)
+RUN_NAME = "step6_uda_methods"         # folder under RUNS_DIR, one subfolder per variant; --demo: "-demo"
+GTA5_ROOT = "data/GTA5"                # GTA5 root (labelled source): images/ and labels/
+GTA5_LABEL_FORMAT = "auto"             # auto | labelIds | color | trainIds (greyscale needs a value)
+GTA5_VAL_FRACTION = 0.1                # GTA5 share held out, as in steps 3 and 4/5
+GTA5_SPLIT_SEED = 0                    # chooses the held-out share: equal to steps 3 and 4/5
+CITYSCAPES_ROOT = "data/Cityscapes"    # Cityscapes root: train split unlabelled target, val for evaluation
+TRAIN_SIZE = (720, 1280)               # (H, W) GTA5 source images are resized to
+TARGET_SIZE = (512, 1024)              # (H, W) Cityscapes target training images are resized to
+EVAL_SIZE = (512, 1024)                # (H, W) the network's input for evaluation, or "native" (the image's own)
+EVAL_LABELS = "resized"                # resized (course: labels nearest-resized to EVAL_SIZE) | full (official)
+TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
+SOURCE_AUGMENT = {"hflip": 0.5, "color_jitter": 0.5, "blur": 0.5}  # step 4/5's set, on source images
+NUM_CLASSES = 19                       # Cityscapes train classes
+PRETRAINED = True                      # ImageNet weights for the ResNet18 context path (torchvision)
+EPOCHS = 50                            # passes over the GTA5 training set
+BATCH_SIZE = 8                         # source (and target) images per iteration (>= 2)
+LR = 2.5e-2                            # SGD base learning rate, poly schedule (power 0.9)
+MOMENTUM = 0.9                         # SGD momentum
+WEIGHT_DECAY = 1e-4                    # L2 weight decay
+AUX_WEIGHT = 1.0                       # weight of each of BiSeNet's two auxiliary losses
+LAMBDA_ENT = 0.001                     # MinEnt: weight of the target's normalised entropy (ADVENT)
+LAMBDA_ADV = 0.001                     # AdvEnt: weight of the adversarial loss on self-information maps
+DISC_LR = 1e-4                         # AdvEnt discriminator Adam learning rate, own poly schedule
+DISC_BETAS = (0.9, 0.99)               # AdvEnt discriminator Adam betas
+FDA_BETA = 0.01                        # FDA: low-frequency window, a fraction of min(H, W) (paper: 0.01)
+FDA_BETA_SIZE = (512, 1024)            # (H, W) FDA_BETA is meant at (the paper's crops); the window scales to TRAIN_SIZE
+FDA_ENT_WEIGHT = 0.005                 # FDA: weight of the robust entropy term on the target
+FDA_ETA = 2.0                          # FDA: the entropy penalty's exponent
+EVAL_EVERY = 5                         # evaluate on Cityscapes val every N epochs (and after the last)
+NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
+SEED = 42                              # seeds weights, sample order and augmentation
+DEVICE = "auto"                        # auto | cpu | cuda | cuda:N
+AMP = "auto"                           # auto | bf16 | fp16 | off (auto: bf16 where native, fp16 on older GPUs)
+DETERMINISTIC = False                  # deterministic algorithms (slower; warn-only on CUDA)
+INIT_FROM = None                       # checkpoint every variant starts from (e.g. a source-only run's last.pt)
+EVAL_ONLY = False                      # evaluate INIT_FROM (unset: this run's own best.pt), no training
+CHECKPOINT_MINUTES = 10.0              # save last.pt this often inside an epoch (0: epoch ends only)
+OVERWRITE = False                      # replace existing runs of this name with another config
+FLOPS_SIZE = (512, 1024)               # (H, W) at which FLOPs are counted (fvcore, multiply-adds)
+LATENCY_SIZE = (512, 1024)             # (H, W) at which latency is measured, batch 1
+LATENCY_ITERS = 50                     # timed forward passes for the latency figure
+COMPILE = "auto"                       # latency path: auto (GPU: torch.compile reduce-overhead) | off | cudagraph
+SYNTHETIC_DIR = "data/synthetic"       # where --demo finds (or generates) the synthetic world
+SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world --demo uses
+VARIANTS = {                           # variant -> method and its terms
+    "source_only": {"method": "source_only"},
+    "minent": {"method": "advent", "entropy": True, "discriminator": False},
+    "advent": {"method": "advent", "entropy": False, "discriminator": True},
+    "advent_minent": {"method": "advent", "entropy": True, "discriminator": True},
+    "fda": {"method": "fda"},
+}
+
+CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"),
+           "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny")}
+BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "MOMENTUM": 0, "WEIGHT_DECAY": 0,
+          "AUX_WEIGHT": 0, "LAMBDA_ENT": 0, "LAMBDA_ADV": 0, "DISC_LR": 0, "FDA_BETA": 0, "FDA_ENT_WEIGHT": 0,
+          "FDA_ETA": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
+DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False,
+        "EPOCHS": 2, "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3,
+        "VARIANTS": "minent,fda"}
+
+# The adaptation study's recipe (study.py), step 4/5's: its rows start from step 3's augmented run (INIT_FROM,
+# passed by study.py) and train 4 more epochs.
+STUDY = {"TRAIN_SIZE": (80, 160), "TARGET_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False,
+         "BATCH_SIZE": 4, "TRAIN_IMAGES": 300, "EPOCHS": 4, "EVAL_EVERY": 4, "FLOPS_SIZE": (80, 160),
+         "LATENCY_SIZE": (80, 160), "LATENCY_ITERS": 3}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from utils.config import load_config
+
+    cfg = load_config(globals(), argv)
+
+    # BUILD -------------------------------------------------------------------------------------------
+    from pathlib import Path
+
+    from datasets import GTA5, Cityscapes
+    from datasets.prepare import use_prepared_for_demo
+    from datasets.synthetic import demo_world
+    from datasets.transforms import build_augmentation
+    from models import BiSeNet, FCDiscriminator
+    from utils.advent import advent_iteration
+    from utils.data import BatchStream, limit
+    from utils.engine import TrainState, fit, make_optimizer, seed_everything, setup_env, train_iteration
+    from utils.errors import ConfigError
+    from utils.fda import fda_iteration, window_size
+    from utils.losses import SegLosses, build_seg_loss
+    from utils.report import summarize_variants
+    from utils.results import record_results, show_stored_results
+    from utils.runs import Run
+    from utils.schedule import set_poly_lr
+
+    methods = {v.get("method") for v in cfg.VARIANTS.values()}
+    if not methods <= {"source_only", "advent", "fda"}:
+        raise ConfigError(f"VARIANTS: unknown method(s) {sorted(methods - {'source_only', 'advent', 'fda'})}; "
+                          "each variant's method is source_only, advent or fda")
+    env = setup_env(cfg.DEVICE, cfg.AMP, cfg.DETERMINISTIC)
+    world = demo_world(cfg.SYNTHETIC_DIR, cfg.SYNTHETIC_WORLD) if cfg.demo else None
+    gta_root = world / "GTA5" if world else Path(cfg.GTA5_ROOT)
+    city_root = world / "Cityscapes" if world else Path(cfg.CITYSCAPES_ROOT)
+    all_source = GTA5(gta_root, "train" if cfg.GTA5_VAL_FRACTION > 0 else "all", size=cfg.TRAIN_SIZE,
+                      label_format=cfg.GTA5_LABEL_FORMAT, val_fraction=cfg.GTA5_VAL_FRACTION,
+                      split_seed=cfg.GTA5_SPLIT_SEED,
+                      transform=build_augmentation(cfg.SOURCE_AUGMENT, crop_size=cfg.TRAIN_SIZE))
+    source = limit(all_source, cfg.TRAIN_IMAGES)
+    target = Cityscapes(city_root, "train", size=cfg.TARGET_SIZE)  # its labels are never read
+    val_set = Cityscapes(city_root, "val", size=None if cfg.EVAL_SIZE == "native" else cfg.EVAL_SIZE,
+                         full_labels=cfg.EVAL_LABELS == "full")
+    source_loader = env.loader(source, cfg.BATCH_SIZE, train=True, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
+    val_loader = env.loader(val_set, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
+    max_iter = cfg.EPOCHS * len(source_loader)
+    fda_b = window_size(cfg.FDA_BETA, cfg.TRAIN_SIZE, reference=cfg.FDA_BETA_SIZE)
+    about = {"step": "6", "model": "bisenet", "train_domain": "gta5", "eval_domain": "cityscapes"}
+
+    # TRAIN, EVALUATE (one run per variant: its method and terms) -------------------------------------
+    results = []
+    for name, v in cfg.VARIANTS.items():
+        run = Run(cfg, variant=name, variant_spec=v)
+        if run.start() == "finished":
+            results.append(show_stored_results(run))
+            continue
+        reads_target = v["method"] != "source_only"
+        if cfg.demo:
+            use_prepared_for_demo(all_source, images_read=cfg.EPOCHS * len(source))
+            if reads_target:  # as many target images are read as source ones
+                use_prepared_for_demo(target, images_read=cfg.EPOCHS * len(source))
+
+        seed_everything(cfg.SEED)
+        model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18", pretrained=cfg.PRETRAINED)
+        if cfg.INIT_FROM and run.status == "new":  # e.g. from the source-only run
+            model.load_weights(cfg.INIT_FROM)
+        net = env.place(model, find_unused_parameters=reads_target)  # target forwards skip the aux heads
+        optimizer = make_optimizer("sgd", model.param_groups(), cfg.LR, momentum=cfg.MOMENTUM,
+                                   weight_decay=cfg.WEIGHT_DECAY)
+        seg_loss = SegLosses(build_seg_loss("ce"), aux_weight=cfg.AUX_WEIGHT)
+        parts = {"model": net, "optimizer": optimizer}
+        disc = d_optimizer = target_batches = None
+        if v.get("discriminator"):  # AdvEnt: AdaptSegNet's discriminator, on self-information maps
+            disc = env.place(FCDiscriminator(num_classes=cfg.NUM_CLASSES), channels_last=False)
+            d_optimizer = make_optimizer("adam", [{"params": disc.parameters()}], cfg.DISC_LR, betas=cfg.DISC_BETAS)
+            parts.update(discriminator=disc, disc_optimizer=d_optimizer)
+        if reads_target:
+            target_batches = BatchStream(env.loader(target, cfg.BATCH_SIZE, train=True, seed=cfg.SEED,
+                                                    num_workers=cfg.NUM_WORKERS, stream=1))
+
+        def iteration(batch, it: int) -> dict:  # runs inside fit below: it sees this variant's objects
+            lr_now = set_poly_lr(optimizer, cfg.LR, it, max_iter)
+            if v["method"] == "source_only":
+                return {**train_iteration(net, optimizer, seg_loss, batch, env), "lr": lr_now}
+            target_images = target_batches.batch(it)[0]
+            if v["method"] == "fda":
+                logs = fda_iteration(net, optimizer, seg_loss, batch, target_images, env, fda_b,
+                                     cfg.FDA_ENT_WEIGHT, cfg.FDA_ETA)
+            else:
+                if disc is not None:
+                    set_poly_lr(d_optimizer, cfg.DISC_LR, it, max_iter)
+                logs = advent_iteration(net, disc, (optimizer, d_optimizer), seg_loss, batch, target_images, env,
+                                        cfg.LAMBDA_ADV, cfg.LAMBDA_ENT if v.get("entropy") else 0.0)
+            return {**logs, "lr": lr_now}
+
+        trained = fit(TrainState(env, **parts), iteration, run, source_loader, val_loader,
+                      epochs=cfg.EPOCHS, eval_every=cfg.EVAL_EVERY, checkpoint_minutes=cfg.CHECKPOINT_MINUTES)
+        results.append(record_results(run, env, model, trained, about, val_set))
+
+    # REPORT ------------------------------------------------------------------------------------------
+    note = (f"EVAL_ONLY: every variant evaluated INIT_FROM={cfg.INIT_FROM}, not its own training."
+            if cfg.EVAL_ONLY and cfg.INIT_FROM else None)
+    baseline = "source_only" if "source_only" in cfg.VARIANTS else None
+    summary = summarize_variants(Path(cfg.RUNS_DIR) / cfg.RUN_NAME, results, baseline=baseline, note=note,
+                                 title="Step 6: ADVENT (MinEnt, AdvEnt) and FDA (GTA5 -> Cityscapes)")
+    return {"variants": {r["variant"]: r for r in results}, "summary": summary}
+
+
+if __name__ == "__main__":
+    from utils.config import run_main
+
+    run_main(main)

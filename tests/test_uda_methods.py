@@ -1,0 +1,170 @@
+"""ADVENT (MinEnt, AdvEnt) and FDA against hand computations on tiny tensors, and step 6's variants end to end."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from models import FCDiscriminator
+from utils.advent import advent_iteration, entropy_loss, entropy_map, self_information
+from utils.engine import Env, make_optimizer
+from utils.fda import amplitude_swap, fda_source_to_target, robust_entropy, window_size
+from utils.losses import SegLosses, build_seg_loss
+
+from test_adversarial import TinySeg
+from test_steps import tiny_args
+
+CPU = Env(torch.device("cpu"), None, False)
+
+
+def _logits(*probs: float) -> torch.Tensor:
+    """(1, C, 1, 1) logits of the given class probabilities."""
+    return torch.tensor(probs, dtype=torch.float64).log().view(1, -1, 1, 1)
+
+
+def test_normalised_entropy_and_self_information_by_hand():
+    p = (0.7, 0.1, 0.1, 0.1)
+    x = _logits(*p)
+    by_hand = -(0.7 * math.log(0.7) + 3 * 0.1 * math.log(0.1)) / math.log(4)
+    assert entropy_map(x).item() == pytest.approx(by_hand, rel=1e-6)
+    info = self_information(x).flatten().tolist()
+    assert info == pytest.approx([-q * math.log(q) / math.log(4) for q in p], rel=1e-6)
+    assert entropy_map(torch.zeros(1, 19, 1, 1)).item() == pytest.approx(1.0)  # uniform
+    assert entropy_map(_logits(1 - 1e-12, 1e-12 / 3, 1e-12 / 3, 1e-12 / 3)).item() < 1e-9  # certain
+    # the loss averages the map over every pixel of the batch
+    batch = torch.cat([x, torch.zeros(1, 4, 1, 1, dtype=torch.float64)]).expand(2, 4, 2, 3)
+    assert entropy_loss(batch).item() == pytest.approx((by_hand + 1.0) / 2, rel=1e-6)
+
+
+def test_fda_robust_entropy_by_hand():
+    x = _logits(0.7, 0.1, 0.1, 0.1)
+    ent = -(0.7 * math.log(0.7) + 0.3 * math.log(0.1)) / math.log(4)
+    assert robust_entropy(x, 2.0).item() == pytest.approx((ent ** 2 + 1e-8) ** 2, rel=1e-5)
+
+
+def _advent_parts(with_disc: bool):
+    torch.manual_seed(0)
+    model, disc = TinySeg(), (FCDiscriminator(num_classes=19, ndf=8) if with_disc else None)
+    g = torch.Generator().manual_seed(1)
+    src = (torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=g),
+           torch.randint(0, 19, (2, 32, 32), generator=g))
+    tgt = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=g)
+    opts = (make_optimizer("sgd", model.param_groups(), 0.1, momentum=0.0, weight_decay=0.0),
+            torch.optim.Adam(disc.parameters(), lr=1e-4) if disc is not None else None)
+    return model, disc, src, tgt, opts
+
+
+def test_minent_step_is_source_loss_plus_weighted_entropy():
+    """MinEnt alone (no discriminator): one SGD step equals a hand-written step on seg + lambda_ent * entropy."""
+    model, _, src, tgt, opts = _advent_parts(False)
+    ref = TinySeg()
+    ref.load_state_dict(model.state_dict())
+    logs = advent_iteration(model, None, opts, SegLosses(build_seg_loss("ce")), src, tgt, CPU, 0.001, 0.5)
+    assert {"loss_seg", "loss_ent"} <= set(logs) and "loss_adv" not in logs
+
+    ref.train()
+    seg = torch.nn.functional.cross_entropy(ref(src[0])[0], src[1], ignore_index=255)
+    ent = entropy_loss(ref(tgt)[0])
+    assert logs["loss_ent"] == pytest.approx(ent.item(), rel=1e-5)
+    (seg + 0.5 * ent).backward()
+    for p_ref, p in zip(ref.parameters(), model.parameters()):
+        torch.testing.assert_close(p, p_ref - 0.1 * p_ref.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_advent_discriminator_judges_self_information_maps(monkeypatch):
+    model, disc, src, tgt, opts = _advent_parts(True)
+    seen = []
+    real_forward = FCDiscriminator.forward
+    monkeypatch.setattr(FCDiscriminator, "forward", lambda self, x: seen.append(x.detach().clone())
+                        or real_forward(self, x))
+    model_before = TinySeg()
+    model_before.load_state_dict(model.state_dict())
+    logs = advent_iteration(model, disc, opts, SegLosses(build_seg_loss("ce")), src, tgt, CPU, 0.001, 0.0)
+    assert {"loss_adv", "loss_d", "d_acc_source", "d_acc_target"} <= set(logs) and "loss_ent" not in logs
+    model_before.train()
+    with torch.no_grad():
+        want_tgt = self_information(model_before(tgt)[0])
+        want_src = self_information(model_before(src[0])[0])
+    # the generator's call on the target, then the discriminator's own on source and target
+    assert len(seen) == 3
+    for got, want in zip(seen, (want_tgt, want_src, want_tgt)):
+        torch.testing.assert_close(got, want.float(), rtol=1e-5, atol=1e-6)
+
+
+def test_fda_window_sizes():
+    assert window_size(0.01, (512, 1024)) == 5
+    assert window_size(0.01, (80, 160)) == 0  # the paper's beta at the study's size: an empty window
+    assert window_size(0.01, (80, 160), reference=(512, 1024)) == 1  # scaled: the lowest frequency
+    assert window_size(0.05, (384, 768), reference=(512, 1024)) == 19  # 25 * 384 / 512 = 18.75
+    assert window_size(0.0, (80, 160), reference=(512, 1024)) == 0
+
+
+def test_fda_beta_zero_returns_the_source_and_the_swap_keeps_its_phase():
+    g = torch.Generator().manual_seed(0)
+    src = torch.randint(0, 256, (2, 3, 16, 24), dtype=torch.uint8, generator=g)
+    tgt = torch.randint(0, 256, (2, 3, 16, 24), dtype=torch.uint8, generator=g)
+    assert torch.equal(fda_source_to_target(src, tgt, window_size(0.0, (16, 24))), src)
+
+    s, t = src.double(), tgt.double()
+    out = amplitude_swap(s, t, 3)
+    fs, ft, fo = torch.fft.fft2(s), torch.fft.fft2(t), torch.fft.fft2(out)
+    k = torch.fft.fftfreq(16, 1 / 16).abs()[:, None], torch.fft.fftfreq(24, 1 / 24).abs()[None, :]
+    low = (k[0] < 3) & (k[1] < 3)
+    torch.testing.assert_close(fo.abs()[..., low], ft.abs()[..., low])  # the target's low-frequency amplitude
+    torch.testing.assert_close(fo.abs()[..., ~low], fs.abs()[..., ~low])  # the source's elsewhere
+    phase_diff = torch.remainder(fo.angle() - fs.angle() + math.pi, 2 * math.pi) - math.pi
+    assert phase_diff.abs().max() < 1e-6  # the source's phase everywhere
+
+    # b = 1 swaps the DC term alone: each channel takes the target's mean, the rest is the source's
+    dc = amplitude_swap(s, t, 1)
+    torch.testing.assert_close(dc.mean(dim=(-2, -1)), t.mean(dim=(-2, -1)))
+    torch.testing.assert_close(dc - dc.mean(dim=(-2, -1), keepdim=True), s - s.mean(dim=(-2, -1), keepdim=True))
+
+
+def test_step6_every_variant_two_iterations_and_resume(tiny_world, tmp_path, monkeypatch, capsys):
+    """Every variant trains 2 iterations; an AdvEnt+MinEnt and an FDA run stopped in their second epoch
+    resume from their checkpoint and end where the uninterrupted runs end."""
+    import utils.advent
+    import utils.fda
+    from step6_uda_methods import VARIANTS, main
+
+    out = main(tiny_args(tiny_world, tmp_path / "all", "--VARIANTS=all", "--TARGET_SIZE=32,64"))
+    assert set(out["variants"]) == set(VARIANTS)
+    for name, r in out["variants"].items():
+        assert r["step"] == "6" and r["iterations"] == 2 and 0 <= r["miou"] <= 100, name
+    history = {n: r["history"][-1] for n, r in out["variants"].items()}
+    assert "loss_ent" in history["minent"] and "loss_adv" not in history["minent"]
+    assert "loss_adv" in history["advent"] and "loss_ent" not in history["advent"]
+    assert {"loss_adv", "loss_ent", "d_acc_source"} <= set(history["advent_minent"])
+    assert "loss_ent" in history["fda"] and "loss_adv" not in history["fda"]
+
+    args = ["--VARIANTS=advent_minent,fda", "--TARGET_SIZE=32,64", "--EPOCHS=2", "--DETERMINISTIC=true",
+            "--FDA_BETA=0.05"]
+    ref = main(tiny_args(tiny_world, tmp_path / "ref", *args))["variants"]
+
+    calls = {"n": 0}
+    for module, name in ((utils.advent, "advent_iteration"), (utils.fda, "fda_iteration")):
+        real = getattr(module, name)
+
+        def stopping(*a, _real=real, **kw):
+            calls["n"] += 1
+            if calls["n"] == 3:  # the first iteration of epoch 2, after epoch 1's checkpoint
+                calls["n"] = 0
+                raise KeyboardInterrupt
+            return _real(*a, **kw)
+
+        monkeypatch.setattr(module, name, stopping)
+        with pytest.raises(KeyboardInterrupt):
+            main(tiny_args(tiny_world, tmp_path / "killed", *args))
+        monkeypatch.setattr(module, name, real)
+    capsys.readouterr()
+    resumed = main(tiny_args(tiny_world, tmp_path / "killed", *args))["variants"]
+    assert "resuming" in capsys.readouterr().out
+    for name in ("advent_minent", "fda"):
+        assert resumed[name]["iterations"] == 4
+        assert resumed[name]["miou"] == ref[name]["miou"], name
+        assert resumed[name]["per_class_iou"] == ref[name]["per_class_iou"], name
+        saved = json.loads((tmp_path / "killed" / "step6_uda_methods-demo" / name / "results.json").read_text())
+        assert saved["miou"] == resumed[name]["miou"]
