@@ -1,7 +1,12 @@
-"""Step 6 (beyond the course): the other families of unsupervised domain adaptation for BiSeNet GTA5 ->
-Cityscapes, in the harness and recipe of steps 4/5: entropy minimisation and adversarial entropy (ADVENT:
-MinEnt, AdvEnt, both) and Fourier domain adaptation (FDA). Each method's iteration lives in the module named for
-it (utils/advent.py, utils/fda.py); this script builds its parts and hands the iteration to the loop.
+"""Step 6 (beyond the course): the main families of unsupervised domain adaptation, GTA5 -> Cityscapes, in the
+harness and recipe of steps 4/5: AdaptSegNet single- and multi-level (output-space adversarial), ADVENT (MinEnt,
+AdvEnt, both: entropy), FDA (Fourier style transfer) and DACS (self-training with a mean teacher and ClassMix),
+for BiSeNet or DeepLabV2 (MODEL). Each method's iteration lives in the module named for it (utils/adaptation.py,
+utils/advent.py, utils/fda.py, utils/dacs.py); this script builds its parts and hands the iteration to the loop.
+
+AdaptSegNet's own setting (DeepLabV2-R101 from its initialisation file, 41.4 single-level, 42.4 multi-level):
+    python step6_uda_methods.py --MODEL=deeplabv2 --PRETRAINED=DeepLab_resnet_pretrained_init-f81d91e8.pth \
+        --VARIANTS=source_only,adv_single,adv_multilevel --GTA5_ROOT=/data/GTA5 --CITYSCAPES_ROOT=/data/Cityscapes
 
 Real data:  python step6_uda_methods.py --GTA5_ROOT=/data/GTA5 --CITYSCAPES_ROOT=/data/Cityscapes
 Demo:       python step6_uda_methods.py --demo     (synthetic world)
@@ -25,21 +30,26 @@ EVAL_LABELS = "resized"                # resized (course: labels nearest-resized
 TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 SOURCE_AUGMENT = {"hflip": 0.5, "color_jitter": 0.5, "blur": 0.5}  # step 4/5's set, on source images
 NUM_CLASSES = 19                       # Cityscapes train classes
-PRETRAINED = True                      # ImageNet weights for the ResNet18 context path (torchvision)
+MODEL = "bisenet"                      # bisenet (ResNet18 context path) | deeplabv2 (ResNet101)
+PRETRAINED = "imagenet"                # imagenet (torchvision) | none | a weights file (DeepLabV2: e.g. AdaptSegNet's init)
 EPOCHS = 50                            # passes over the GTA5 training set
 BATCH_SIZE = 8                         # source (and target) images per iteration (>= 2)
 LR = 2.5e-2                            # SGD base learning rate, poly schedule (power 0.9)
 MOMENTUM = 0.9                         # SGD momentum
 WEIGHT_DECAY = 1e-4                    # L2 weight decay
 AUX_WEIGHT = 1.0                       # weight of each of BiSeNet's two auxiliary losses
+LOW_SEG_WEIGHT = 0.1                   # DeepLabV2 multi-level: segmentation loss weight of the layer3 output
+LAMBDA_ADV_LOW = 0.0002                # multi-level: adversarial weight on the lower output (main: LAMBDA_ADV)
 LAMBDA_ENT = 0.001                     # MinEnt: weight of the target's normalised entropy (ADVENT)
-LAMBDA_ADV = 0.001                     # AdvEnt: weight of the adversarial loss on self-information maps
-DISC_LR = 1e-4                         # AdvEnt discriminator Adam learning rate, own poly schedule
-DISC_BETAS = (0.9, 0.99)               # AdvEnt discriminator Adam betas
+LAMBDA_ADV = 0.001                     # AdaptSegNet, AdvEnt: weight of the adversarial loss on the main output
+DISC_LR = 1e-4                         # discriminators' Adam learning rate, own poly schedule
+DISC_BETAS = (0.9, 0.99)               # discriminators' Adam betas
 FDA_BETA = 0.01                        # FDA: low-frequency window, a fraction of min(H, W) (paper: 0.01)
 FDA_BETA_SIZE = (512, 1024)            # (H, W) FDA_BETA is meant at (the paper's crops); the window scales to TRAIN_SIZE
 FDA_ENT_WEIGHT = 0.005                 # FDA: weight of the robust entropy term on the target
 FDA_ETA = 2.0                          # FDA: the entropy penalty's exponent
+DACS_ALPHA = 0.99                      # DACS: the teacher's EMA rate
+DACS_THRESHOLD = 0.968                 # DACS: teacher confidence counted toward the pseudo-label weight
 EVAL_EVERY = 5                         # evaluate on Cityscapes val every N epochs (and after the last)
 NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
 SEED = 42                              # seeds weights, sample order and augmentation
@@ -58,24 +68,28 @@ SYNTHETIC_DIR = "data/synthetic"       # where --demo finds (or generates) the s
 SYNTHETIC_WORLD = "default"            # default | tiny: which synthetic world --demo uses
 VARIANTS = {                           # variant -> method and its terms
     "source_only": {"method": "source_only"},
+    "adv_single": {"method": "adaptsegnet", "multi_level": False},
+    "adv_multilevel": {"method": "adaptsegnet", "multi_level": True},
     "minent": {"method": "advent", "entropy": True, "discriminator": False},
     "advent": {"method": "advent", "entropy": False, "discriminator": True},
     "advent_minent": {"method": "advent", "entropy": True, "discriminator": True},
     "fda": {"method": "fda"},
+    "dacs": {"method": "dacs"},
 }
+METHODS = ("source_only", "adaptsegnet", "advent", "fda", "dacs")
 
-CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"),
+CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"), "MODEL": ("bisenet", "deeplabv2"),
            "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny")}
 BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "MOMENTUM": 0, "WEIGHT_DECAY": 0,
-          "AUX_WEIGHT": 0, "LAMBDA_ENT": 0, "LAMBDA_ADV": 0, "DISC_LR": 0, "FDA_BETA": 0, "FDA_ENT_WEIGHT": 0,
+          "AUX_WEIGHT": 0, "LOW_SEG_WEIGHT": 0, "LAMBDA_ADV_LOW": 0, "LAMBDA_ENT": 0, "DACS_ALPHA": 0, "DACS_THRESHOLD": 0, "LAMBDA_ADV": 0, "DISC_LR": 0, "FDA_BETA": 0, "FDA_ENT_WEIGHT": 0,
           "FDA_ETA": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
-DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False,
+DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": "none",
         "EPOCHS": 2, "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3,
-        "VARIANTS": "minent,fda"}
+        "VARIANTS": "adv_multilevel,minent,fda,dacs"}
 
 # The adaptation study's recipe (study.py), step 4/5's: its rows start from step 3's augmented run (INIT_FROM,
 # passed by study.py) and train 4 more epochs.
-STUDY = {"TRAIN_SIZE": (80, 160), "TARGET_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False,
+STUDY = {"TRAIN_SIZE": (80, 160), "TARGET_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": "none",
          "BATCH_SIZE": 4, "TRAIN_IMAGES": 300, "EPOCHS": 4, "EVAL_EVERY": 4, "FLOPS_SIZE": (80, 160),
          "LATENCY_SIZE": (80, 160), "LATENCY_ITERS": 3}
 
@@ -88,12 +102,16 @@ def main(argv: list[str] | None = None) -> dict:
     # BUILD -------------------------------------------------------------------------------------------
     from pathlib import Path
 
+    import torch
+
     from datasets import GTA5, Cityscapes
     from datasets.prepare import use_prepared_for_demo
     from datasets.synthetic import demo_world
     from datasets.transforms import build_augmentation
-    from models import BiSeNet, FCDiscriminator
+    from models import BiSeNet, DeepLabV2, FCDiscriminator, pretrained_arg
+    from utils.adaptation import adversarial_iteration
     from utils.advent import advent_iteration
+    from utils.dacs import dacs_iteration, make_teacher
     from utils.data import BatchStream, limit
     from utils.engine import TrainState, fit, make_optimizer, seed_everything, setup_env, train_iteration
     from utils.errors import ConfigError
@@ -104,10 +122,10 @@ def main(argv: list[str] | None = None) -> dict:
     from utils.runs import Run
     from utils.schedule import set_poly_lr
 
-    methods = {v.get("method") for v in cfg.VARIANTS.values()}
-    if not methods <= {"source_only", "advent", "fda"}:
-        raise ConfigError(f"VARIANTS: unknown method(s) {sorted(methods - {'source_only', 'advent', 'fda'})}; "
-                          "each variant's method is source_only, advent or fda")
+    unknown = {v.get("method") for v in cfg.VARIANTS.values()} - set(METHODS)
+    if unknown:
+        raise ConfigError(f"VARIANTS: unknown method(s) {sorted(unknown, key=str)}; each variant's method is one of "
+                          f"{', '.join(METHODS)}")
     env = setup_env(cfg.DEVICE, cfg.AMP, cfg.DETERMINISTIC)
     world = demo_world(cfg.SYNTHETIC_DIR, cfg.SYNTHETIC_WORLD) if cfg.demo else None
     gta_root = world / "GTA5" if world else Path(cfg.GTA5_ROOT)
@@ -124,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     val_loader = env.loader(val_set, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
     max_iter = cfg.EPOCHS * len(source_loader)
     fda_b = window_size(cfg.FDA_BETA, cfg.TRAIN_SIZE, reference=cfg.FDA_BETA_SIZE)
-    about = {"step": "6", "model": "bisenet", "train_domain": "gta5", "eval_domain": "cityscapes"}
+    about = {"step": "6", "model": cfg.MODEL, "train_domain": "gta5", "eval_domain": "cityscapes"}
 
     # TRAIN, EVALUATE (one run per variant: its method and terms) -------------------------------------
     results = []
@@ -140,19 +158,34 @@ def main(argv: list[str] | None = None) -> dict:
                 use_prepared_for_demo(target, images_read=cfg.EPOCHS * len(source))
 
         seed_everything(cfg.SEED)
-        model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18", pretrained=cfg.PRETRAINED)
+        multi_level = bool(v.get("multi_level"))
+        if cfg.MODEL == "deeplabv2":  # multi-level: a second ASPP on layer3, AdaptSegNet's lower output
+            model = DeepLabV2(num_classes=cfg.NUM_CLASSES, pretrained=pretrained_arg(cfg.PRETRAINED),
+                              multi_level=multi_level)
+        else:  # BiSeNet's lower output is its 1/16 auxiliary head, trained with AUX_WEIGHT in every variant
+            model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18",
+                            pretrained=pretrained_arg(cfg.PRETRAINED))
         if cfg.INIT_FROM and run.status == "new":  # e.g. from the source-only run
-            model.load_weights(cfg.INIT_FROM)
+            model.load_weights(cfg.INIT_FROM, missing_ok=("low_classifier.",) if multi_level else ())
         net = env.place(model, find_unused_parameters=reads_target)  # target forwards skip the aux heads
         optimizer = make_optimizer("sgd", model.param_groups(), cfg.LR, momentum=cfg.MOMENTUM,
                                    weight_decay=cfg.WEIGHT_DECAY)
-        seg_loss = SegLosses(build_seg_loss("ce"), aux_weight=cfg.AUX_WEIGHT)
+        aux_weight = cfg.LOW_SEG_WEIGHT if cfg.MODEL == "deeplabv2" else cfg.AUX_WEIGHT
+        seg_loss = SegLosses(build_seg_loss("ce"), aux_weight=aux_weight)
         parts = {"model": net, "optimizer": optimizer}
-        disc = d_optimizer = target_batches = None
-        if v.get("discriminator"):  # AdvEnt: AdaptSegNet's discriminator, on self-information maps
+        discs: list = []  # (discriminator, its optimizer): the main output's, then the lower one's
+        n_discs = 2 if multi_level else 1 if v["method"] == "adaptsegnet" or v.get("discriminator") else 0
+        for _ in range(n_discs):
             disc = env.place(FCDiscriminator(num_classes=cfg.NUM_CLASSES), channels_last=False)
-            d_optimizer = make_optimizer("adam", [{"params": disc.parameters()}], cfg.DISC_LR, betas=cfg.DISC_BETAS)
-            parts.update(discriminator=disc, disc_optimizer=d_optimizer)
+            discs.append((disc, make_optimizer("adam", [{"params": disc.parameters()}], cfg.DISC_LR,
+                                               betas=cfg.DISC_BETAS)))
+        for (disc, d_opt), suffix in zip(discs, ("", "_low")):
+            parts.update({f"discriminator{suffix}": disc, f"disc_optimizer{suffix}": d_opt})
+        disc, d_optimizer = discs[0] if discs else (None, None)
+        teacher = None
+        if v["method"] == "dacs":  # the EMA teacher is part of the state a resumed run needs
+            teacher = parts["teacher"] = make_teacher(model)
+        target_batches = None
         if reads_target:
             target_batches = BatchStream(env.loader(target, cfg.BATCH_SIZE, train=True, seed=cfg.SEED,
                                                     num_workers=cfg.NUM_WORKERS, stream=1))
@@ -162,14 +195,22 @@ def main(argv: list[str] | None = None) -> dict:
             if v["method"] == "source_only":
                 return {**train_iteration(net, optimizer, seg_loss, batch, env), "lr": lr_now}
             target_images = target_batches.batch(it)[0]
-            if v["method"] == "fda":
-                logs = fda_iteration(net, optimizer, seg_loss, batch, target_images, env, fda_b,
-                                     cfg.FDA_ENT_WEIGHT, cfg.FDA_ETA)
-            else:
-                if disc is not None:
-                    set_poly_lr(d_optimizer, cfg.DISC_LR, it, max_iter)
+            for _, d_opt in discs:
+                set_poly_lr(d_opt, cfg.DISC_LR, it, max_iter)
+            if v["method"] == "adaptsegnet":
+                low = (*discs[1], cfg.LAMBDA_ADV_LOW) if multi_level else None
+                logs = adversarial_iteration(net, disc, (optimizer, d_optimizer), seg_loss, batch, target_images,
+                                             env, cfg.LAMBDA_ADV, low_level=low)
+            elif v["method"] == "advent":
                 logs = advent_iteration(net, disc, (optimizer, d_optimizer), seg_loss, batch, target_images, env,
                                         cfg.LAMBDA_ADV, cfg.LAMBDA_ENT if v.get("entropy") else 0.0)
+            elif v["method"] == "fda":
+                logs = fda_iteration(net, optimizer, seg_loss, batch, target_images, env, fda_b,
+                                     cfg.FDA_ENT_WEIGHT, cfg.FDA_ETA)
+            else:  # ClassMix's classes from an RNG of (seed, iteration): a resumed run draws what it would have
+                mix_rng = torch.Generator().manual_seed(cfg.SEED * 1_000_003 + it)
+                logs = dacs_iteration(net, teacher, optimizer, seg_loss, batch, target_images, env, it,
+                                      alpha=cfg.DACS_ALPHA, threshold=cfg.DACS_THRESHOLD, generator=mix_rng)
             return {**logs, "lr": lr_now}
 
         trained = fit(TrainState(env, **parts), iteration, run, source_loader, val_loader,
@@ -181,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
             if cfg.EVAL_ONLY and cfg.INIT_FROM else None)
     baseline = "source_only" if "source_only" in cfg.VARIANTS else None
     summary = summarize_variants(Path(cfg.RUNS_DIR) / cfg.RUN_NAME, results, baseline=baseline, note=note,
-                                 title="Step 6: ADVENT (MinEnt, AdvEnt) and FDA (GTA5 -> Cityscapes)")
+                                 title="Step 6: AdaptSegNet, ADVENT, FDA and DACS (GTA5 -> Cityscapes)")
     return {"variants": {r["variant"]: r for r in results}, "summary": summary}
 
 

@@ -39,14 +39,17 @@ ROW_SPECS = {
     "adv_focal_adam": (STEP45, "adv_focal_adam", "augmented", "step 4/5: adversarial, Focal loss, Adam"),
     "adv_focal_sgd": (STEP45, "adv_focal_sgd", "augmented", "step 4/5: adversarial, Focal loss, SGD"),
     "adv_ce_adam": (STEP45, "adv_ce_adam", "augmented", "step 4/5: adversarial, cross-entropy, Adam"),
+    "adv_multilevel": (STEP6, "adv_multilevel", "augmented",
+                       "step 6: AdaptSegNet multi-level, a second discriminator on the 1/16 auxiliary output"),
     "minent": (STEP6, "minent", "augmented", "step 6: ADVENT's MinEnt, the target's entropy minimised"),
     "advent": (STEP6, "advent", "augmented", "step 6: ADVENT's AdvEnt, discriminator on self-information"),
     "advent_minent": (STEP6, "advent_minent", "augmented", "step 6: AdvEnt and MinEnt together"),
     "fda": (STEP6, "fda", "augmented", "step 6: FDA, target low frequencies on source images, entropy term"),
+    "dacs": (STEP6, "dacs", "augmented", "step 6: DACS, mean-teacher pseudo-labels and ClassMix"),
 }
 ROW_SETS = {"default": ("oracle", "none", "augmented", "source_only", "target_bn", "adv_ce_sgd", "adv_focal_adam")}
 ROW_SETS["all"] = (*ROW_SETS["default"], "adv_focal_sgd", "adv_ce_adam")
-METHODS = ("minent", "advent", "advent_minent", "fda")  # step 6's rows, each compared with the two below
+METHODS = ("adv_multilevel", "minent", "advent", "advent_minent", "fda", "dacs")  # step 6's rows, each compared with the two below
 ROW_SETS["methods"] = ("source_only", "target_bn", "adv_ce_sgd", *METHODS)
 # gain -> (row, minus row)
 GAINS = {"domain_gap": ("oracle", "none"), "augmentation": ("augmented", "none"),

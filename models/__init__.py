@@ -36,7 +36,8 @@ def build_model(spec: dict[str, Any]) -> SegmentationModel:
         # Specs written before bn_mode existed froze the statistics along with the affine parameters.
         bn_mode = spec.get("bn_mode", "frozen" if freeze_bn else "reference")
         try:
-            model = DeepLabV2(num_classes, freeze_bn=freeze_bn, bn_mode=bn_mode)
+            model = DeepLabV2(num_classes, freeze_bn=freeze_bn, bn_mode=bn_mode,
+                              multi_level=bool(spec.get("multi_level", False)))
         except ConfigError as e:
             raise CheckpointError(f"model spec {spec!r}: {e}") from None
     if "input_norm" in spec:

@@ -148,9 +148,11 @@ class SegmentationModel(nn.Module):
     def _spec_extra(self) -> dict[str, Any]:
         return {}
 
-    def load_weights(self, path: str | Path) -> dict:
+    def load_weights(self, path: str | Path, missing_ok: tuple[str, ...] = ()) -> dict:
         """Start from a checkpoint of this project (or a bare state dict) that fits this model; returns what
-        the file holds. A checkpoint of another model is refused naming the file and the difference."""
+        the file holds. A checkpoint of another model is refused naming the file and the difference.
+        Parameters whose names start with one of ``missing_ok`` may be absent from the file (they keep their
+        initialisation: e.g. a multi-level DeepLabV2's layer3 classifier started from a single-level run)."""
         ckpt = load_checkpoint(path)
         if "trainer" in ckpt:
             state, spec = ckpt["trainer"]["model"], ckpt.get("model_spec") or None
@@ -159,7 +161,10 @@ class SegmentationModel(nn.Module):
         if spec:
             check_spec(self.spec, spec, path)
         try:
-            self.load_state_dict(state)
+            result = self.load_state_dict(state, strict=not missing_ok)
+            absent = [k for k in result.missing_keys if not k.startswith(missing_ok)]
+            if absent or result.unexpected_keys:
+                raise RuntimeError(f"Missing key(s) {absent}, unexpected key(s) {result.unexpected_keys}")
         except RuntimeError as e:
             missing = str(e).count("Missing key")
             raise CheckpointError(

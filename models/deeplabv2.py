@@ -82,9 +82,12 @@ class ResNetBackbone(nn.Module):
         layers += [Bottleneck(self._in, planes, dilation=dilation) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features_to_layer3(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.layer3(self.layer2(self.layer1(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer4(self.features_to_layer3(x))
 
 
 class ASPP(nn.Module):
@@ -109,7 +112,8 @@ class DeepLabV2(SegmentationModel):
     """DeepLabV2-ResNet101 (ASPP, output stride 8).
 
     Train mode returns ``(logits, None, None)`` (the tuple shape BiSeNet trains with), eval mode the logits;
-    both at the input's size. A pretrained backbone's BatchNorm affine parameters do not train; with
+    both at the input's size. With ``multi_level`` a second ASPP classifier on layer3 (AdaptSegNet's
+    multi-level set-up) is built and train mode returns ``(logits, layer3 logits, None)``. A pretrained backbone's BatchNorm affine parameters do not train; with
     ``bn_mode="reference"`` its BN layers still normalise with the batch statistics and update their running
     statistics during training, with ``bn_mode="frozen"`` they stay in eval mode under ``model.train()``.
 
@@ -125,12 +129,14 @@ class DeepLabV2(SegmentationModel):
         bn_mode: how a pretrained backbone's BatchNorm trains: "reference" (affine parameters frozen,
             statistics from the batch, as AdaptSegNet and ADVENT train it) or "frozen" (affine parameters and
             statistics frozen).
+        multi_level: also classify layer3's features (1024 channels), for multi-level adaptation; off by
+            default, so the model, its parameter count and its FLOPs are the single-output DeepLabV2's.
     """
 
     arch = "deeplabv2"
 
     def __init__(self, num_classes: int = 19, pretrained: bool | str | os.PathLike = False,
-                 freeze_bn: bool | None = None, bn_mode: str = "reference") -> None:
+                 freeze_bn: bool | None = None, bn_mode: str = "reference", multi_level: bool = False) -> None:
         super().__init__()
         if int(num_classes) < 1:
             raise ConfigError(f"num_classes must be positive, got {num_classes}")
@@ -147,6 +153,8 @@ class DeepLabV2(SegmentationModel):
             state, source = read_state_dict(pretrained, DEEPLAB_FILE_HINT), str(pretrained)
         self.backbone = ResNetBackbone()
         self.classifier = ASPP(2048, self.num_classes)
+        self.multi_level = bool(multi_level)
+        self.low_classifier = ASPP(1024, self.num_classes) if self.multi_level else None
         self._init_input_norm(TORCHVISION_NORM)
         if state is not None:
             self._load_backbone(state, source)
@@ -179,19 +187,25 @@ class DeepLabV2(SegmentationModel):
         return self
 
     def _spec_extra(self) -> dict[str, Any]:
-        return {"freeze_bn": self.freeze_bn, "bn_mode": self.bn_mode}
+        extra = {"freeze_bn": self.freeze_bn, "bn_mode": self.bn_mode}
+        return {**extra, "multi_level": True} if self.multi_level else extra
 
     def _group_modules(self) -> list[tuple[str, nn.Module, float]]:
-        return [("backbone", self.backbone, 1.0), ("classifier", self.classifier, 10.0)]
+        groups = [("backbone", self.backbone, 1.0), ("classifier", self.classifier, 10.0)]
+        return groups + ([("low_classifier", self.low_classifier, 10.0)] if self.multi_level else [])
 
     def optim_parameters(self, lr: float) -> list[dict[str, Any]]:
         """The course template's groups: backbone at ``lr``, classifier at ``10 * lr``."""
         return [{"params": g["params"], "lr": lr * g["lr_mult"]} for g in self.param_groups()]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, None, None]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None, None]:
         size = x.shape[-2:]
-        logits = resize(self.classifier(self.backbone(self.normalize_input(x))), size)
-        return (logits, None, None) if self.training else logits
+        if not (self.multi_level and self.training):
+            logits = resize(self.classifier(self.backbone(self.normalize_input(x))), size)
+            return (logits, None, None) if self.training else logits
+        low = self.backbone.features_to_layer3(self.normalize_input(x))
+        logits = resize(self.classifier(self.backbone.layer4(low)), size)
+        return logits, resize(self.low_classifier(low), size), None
 
 
 def get_deeplab_v2(num_classes: int = 19, pretrain: bool = True,

@@ -70,8 +70,14 @@ def test_augmented_is_the_set_step4_5_trains_with():
 
 def test_step6_trains_with_step4_5s_recipe():
     """The methods are compared with step 4/5's rows: same source augmentation, same study setting."""
-    for name in ("SOURCE_AUGMENT", "STUDY", "LR", "BATCH_SIZE", "GTA5_SPLIT_SEED", "GTA5_VAL_FRACTION"):
+    from models import pretrained_arg
+
+    for name in ("SOURCE_AUGMENT", "LR", "BATCH_SIZE", "GTA5_SPLIT_SEED", "GTA5_VAL_FRACTION", "LAMBDA_ADV"):
         assert study.script_constant(study.STEP6, name) == study.script_constant(study.STEP45, name), name
+    six, four_five = (dict(study.script_constant(s, "STUDY")) for s in (study.STEP6, study.STEP45))
+    assert pretrained_arg(six.pop("PRETRAINED")) == pretrained_arg(four_five.pop("PRETRAINED")) is False
+    assert six == four_five
+    assert study.script_constant(study.STEP6, "MODEL") == "bisenet"
 
 
 def test_methods_gains_pair_seeds_against_both_baselines(tmp_path):

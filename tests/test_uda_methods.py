@@ -124,9 +124,10 @@ def test_fda_beta_zero_returns_the_source_and_the_swap_keeps_its_phase():
 
 
 def test_step6_every_variant_two_iterations_and_resume(tiny_world, tmp_path, monkeypatch, capsys):
-    """Every variant trains 2 iterations; an AdvEnt+MinEnt and an FDA run stopped in their second epoch
+    """Every variant trains 2 iterations; AdvEnt+MinEnt, FDA and DACS runs stopped in their second epoch
     resume from their checkpoint and end where the uninterrupted runs end."""
     import utils.advent
+    import utils.dacs
     import utils.fda
     from step6_uda_methods import VARIANTS, main
 
@@ -140,12 +141,13 @@ def test_step6_every_variant_two_iterations_and_resume(tiny_world, tmp_path, mon
     assert {"loss_adv", "loss_ent", "d_acc_source"} <= set(history["advent_minent"])
     assert "loss_ent" in history["fda"] and "loss_adv" not in history["fda"]
 
-    args = ["--VARIANTS=advent_minent,fda", "--TARGET_SIZE=32,64", "--EPOCHS=2", "--DETERMINISTIC=true",
+    args = ["--VARIANTS=advent_minent,fda,dacs", "--TARGET_SIZE=32,64", "--EPOCHS=2", "--DETERMINISTIC=true",
             "--FDA_BETA=0.05"]
     ref = main(tiny_args(tiny_world, tmp_path / "ref", *args))["variants"]
 
     calls = {"n": 0}
-    for module, name in ((utils.advent, "advent_iteration"), (utils.fda, "fda_iteration")):
+    for module, name in ((utils.advent, "advent_iteration"), (utils.fda, "fda_iteration"),
+                         (utils.dacs, "dacs_iteration")):
         real = getattr(module, name)
 
         def stopping(*a, _real=real, **kw):
@@ -162,9 +164,132 @@ def test_step6_every_variant_two_iterations_and_resume(tiny_world, tmp_path, mon
     capsys.readouterr()
     resumed = main(tiny_args(tiny_world, tmp_path / "killed", *args))["variants"]
     assert "resuming" in capsys.readouterr().out
-    for name in ("advent_minent", "fda"):
+    for name in ("advent_minent", "fda", "dacs"):
         assert resumed[name]["iterations"] == 4
         assert resumed[name]["miou"] == ref[name]["miou"], name
         assert resumed[name]["per_class_iou"] == ref[name]["per_class_iou"], name
         saved = json.loads((tmp_path / "killed" / "step6_uda_methods-demo" / name / "results.json").read_text())
         assert saved["miou"] == resumed[name]["miou"]
+
+
+class TwoLevelSeg(torch.nn.Module):
+    """A main and a lower output, as a multi-level network returns them in training mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.main, self.low = torch.nn.Conv2d(3, 19, 3, padding=1), torch.nn.Conv2d(3, 19, 1)
+
+    def forward(self, x):
+        x = x.float() / 255
+        return (self.main(x), self.low(x), None) if self.training else self.main(x)
+
+    def param_groups(self):
+        return [{"params": list(self.parameters()), "lr_mult": 1.0, "name": "all"}]
+
+
+def test_multilevel_weights_reach_their_outputs():
+    """AdaptSegNet multi-level: one SGD step equals a hand-written step on seg(main) + aux_weight * seg(low)
+    + 0.001 * adv(main via D_main) + 0.0002 * adv(low via D_low); each discriminator sees its own output."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from utils.adaptation import adversarial_iteration
+
+    torch.manual_seed(0)
+    model, d_main, d_low = TwoLevelSeg(), FCDiscriminator(19, ndf=8), FCDiscriminator(19, ndf=8)
+    ref, ref_main, ref_low = copy.deepcopy(model), copy.deepcopy(d_main), copy.deepcopy(d_low)
+    g = torch.Generator().manual_seed(1)
+    src = (torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=g),
+           torch.randint(0, 19, (2, 32, 32), generator=g))
+    tgt = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=g)
+    opt = make_optimizer("sgd", model.param_groups(), 0.1, momentum=0.0, weight_decay=0.0)
+    d_opts = [torch.optim.Adam(d.parameters(), lr=1e-4) for d in (d_main, d_low)]
+    logs = adversarial_iteration(model, d_main, (opt, d_opts[0]), SegLosses(build_seg_loss("ce"), aux_weight=0.1),
+                                 src, tgt, CPU, 0.001, low_level=(d_low, d_opts[1], 0.0002))
+    assert {"loss_adv", "loss_adv_low", "loss_d", "loss_d_low", "d_acc_source_low", "loss_aux16"} <= set(logs)
+
+    ref.train()
+    ref_main.requires_grad_(False)
+    ref_low.requires_grad_(False)
+    s_main, s_low, _ = ref(src[0])
+    t_main, t_low, _ = ref(tgt)
+    bce = F.binary_cross_entropy_with_logits
+    adv_main = bce(ref_main(F.softmax(t_main, 1)), torch.zeros(2, 1, 1, 1))
+    adv_low = bce(ref_low(F.softmax(t_low, 1)), torch.zeros(2, 1, 1, 1))
+    assert logs["loss_adv"] == pytest.approx(adv_main.item(), rel=1e-5)
+    assert logs["loss_adv_low"] == pytest.approx(adv_low.item(), rel=1e-5)
+    total = (F.cross_entropy(s_main, src[1]) + 0.1 * F.cross_entropy(s_low, src[1]) + 0.001 * adv_main
+             + 0.0002 * adv_low)
+    total.backward()
+    for p_ref, p in zip(ref.parameters(), model.parameters()):
+        torch.testing.assert_close(p, p_ref - 0.1 * p_ref.grad, rtol=1e-5, atol=1e-8)
+    # each discriminator trained on its own level: the lower one's step moved it, from its own loss
+    assert any(not torch.equal(a, b) for a, b in zip(d_low.parameters(), ref_low.parameters()))
+
+
+def test_deeplabv2_builds_its_layer3_classifier_only_when_asked():
+    from models import DeepLabV2, build_model
+
+    plain, multi = DeepLabV2(19), DeepLabV2(19, multi_level=True)
+    assert not hasattr(plain, "low_classifier") or plain.low_classifier is None
+    assert "multi_level" not in plain.spec and multi.spec["multi_level"] is True
+    extra = sum(p.numel() for p in multi.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert extra == 4 * (1024 * 19 * 9 + 19)  # four dilated 3x3 convolutions on layer3's 1024 channels
+    x = torch.randint(0, 256, (1, 3, 33, 41), dtype=torch.uint8)
+    multi.train()
+    main, low, none = multi(x)
+    assert main.shape == low.shape == (1, 19, 33, 41) and none is None
+    assert "low_classifier.branches.0.weight" in build_model(multi.spec).state_dict()
+    multi.eval()
+    assert multi(x).shape == (1, 19, 33, 41)
+
+
+def test_ema_teacher_update_by_hand():
+    from utils.dacs import ema_update, make_teacher
+
+    student = torch.nn.Linear(2, 1)
+    teacher = make_teacher(student)
+    with torch.no_grad():
+        student.weight.fill_(1.0)
+        teacher.weight.fill_(3.0)
+    assert ema_update(teacher, student, 0.99, 0) == 0.0  # iteration 0: the teacher becomes the student
+    torch.testing.assert_close(teacher.weight, torch.ones(1, 2))
+    with torch.no_grad():
+        teacher.weight.fill_(3.0)
+    assert ema_update(teacher, student, 0.99, 1) == 0.5  # warm-up: min(1 - 1/2, 0.99)
+    torch.testing.assert_close(teacher.weight, torch.full((1, 2), 2.0))
+    with torch.no_grad():
+        teacher.weight.fill_(3.0)
+    assert ema_update(teacher, student, 0.99, 10_000) == 0.99
+    torch.testing.assert_close(teacher.weight, torch.full((1, 2), 0.99 * 3 + 0.01 * 1))
+    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+
+
+def test_classmix_pastes_source_classes_over_pseudo_labels():
+    from utils.dacs import classmix, classmix_masks, pseudo_labels
+
+    src_lab = torch.tensor([[[0, 0, 1, 1], [2, 2, 3, 255]]])  # classes 0..3 and an ignored pixel
+    masks = classmix_masks(src_lab, torch.Generator().manual_seed(0))
+    chosen = src_lab[masks].unique().tolist()
+    assert len(chosen) == 2 and 255 not in chosen  # half of the four classes, never the ignored pixel
+    assert torch.equal(masks, torch.isin(src_lab, torch.tensor(chosen)))
+
+    src_img = torch.full((1, 3, 2, 4), 200, dtype=torch.uint8)
+    tgt_img = torch.full((1, 3, 2, 4), 10, dtype=torch.uint8)
+    pseudo = torch.full((1, 2, 4), 7)
+    weight = torch.full((1, 2, 4), 0.25)
+    img, lab, w = classmix(src_img, src_lab, tgt_img, pseudo, weight, masks)
+    assert torch.equal(img, torch.where(masks.unsqueeze(1), src_img, tgt_img))
+    assert torch.equal(lab[masks], src_lab[masks]) and (lab[~masks] == 7).all()
+    assert (w[masks] == 1).all() and (w[~masks] == 0.25).all()
+
+    class Fixed(torch.nn.Module):  # confident (p > 0.968) on 3 of 4 pixels
+        def forward(self, x):
+            logits = torch.zeros(1, 19, 2, 2)
+            logits[0, 5, :, :] = torch.tensor([[10.0, 10.0], [10.0, 0.5]])
+            return logits
+
+    labels, weights = pseudo_labels(Fixed(), torch.zeros(1, 3, 2, 2), CPU, 0.968)
+    assert (labels == 5).all() and weights.shape == (1, 2, 2)  # the argmax, confident or not
+    assert weights.unique().tolist() == [0.75]

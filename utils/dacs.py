@@ -1,0 +1,131 @@
+"""DACS (Tranheden et al., "DACS: Domain Adaptation via Cross-domain Mixed Sampling", WACV 2021): self-training
+with a mean teacher and ClassMix, one training iteration.
+
+An exponential moving average of the network (the teacher) labels target images; half of the classes of each
+source image are pasted, with their source labels, onto a target image whose other pixels keep the teacher's
+labels; the network trains on the source batch and on these mixed images, the pseudo-labelled pixels weighted
+by the share of confident teacher predictions.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from utils.classes import IGNORE_INDEX
+from utils.engine import Env, check_finite
+
+
+def make_teacher(model: nn.Module) -> nn.Module:
+    """The teacher: a copy of ``model`` that takes no gradient, in eval mode (its pseudo-labels are
+    deterministic)."""
+    import copy
+
+    teacher = copy.deepcopy(model)
+    teacher.requires_grad_(False)
+    return teacher.eval()
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, alpha: float, iteration: int) -> float:
+    """teacher <- a * teacher + (1 - a) * student for every parameter, with a = min(1 - 1 / (iteration + 1),
+    alpha) (DACS's warm-up: early teachers follow the student closely); buffers (BatchNorm statistics) are the
+    student's. Returns a."""
+    a = min(1.0 - 1.0 / (iteration + 1), alpha)
+    for t, s in zip(teacher.parameters(), student.parameters()):
+        t.mul_(a).add_(s.detach(), alpha=1.0 - a)
+    for t, s in zip(teacher.buffers(), student.buffers()):
+        t.copy_(s)
+    return a
+
+
+def classmix_masks(labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per source label map (N, H, W), a bool mask of the pixels of half of its classes (rounded up), chosen
+    at random; ignored pixels are never pasted."""
+    masks = torch.zeros_like(labels, dtype=torch.bool)
+    for i, lab in enumerate(labels):
+        classes = lab.unique()
+        classes = classes[classes != IGNORE_INDEX]
+        if classes.numel() == 0:
+            continue
+        chosen = classes[torch.randperm(classes.numel(), generator=generator, device="cpu")[: (classes.numel() + 1) // 2]
+                         .to(classes.device)]
+        masks[i] = torch.isin(lab, chosen)
+    return masks
+
+
+def classmix(source_images: torch.Tensor, source_labels: torch.Tensor, target_images: torch.Tensor,
+             pseudo_labels: torch.Tensor, pseudo_weight: torch.Tensor, masks: torch.Tensor):
+    """Mixed images, labels and pixel weights: source pixels (and labels, weight 1) where ``masks``, the
+    target's pixels, pseudo-labels and ``pseudo_weight`` elsewhere."""
+    m = masks.unsqueeze(1)
+    images = torch.where(m, source_images, target_images)
+    labels = torch.where(masks, source_labels, pseudo_labels)
+    weights = torch.where(masks, torch.ones_like(pseudo_weight), pseudo_weight)
+    return images, labels, weights
+
+
+@torch.no_grad()
+def pseudo_labels(teacher: nn.Module, target_images: torch.Tensor, env: Env, threshold: float):
+    """The teacher's labels of the target batch and their weight: the share of pixels whose top probability
+    exceeds ``threshold``, one value for the batch as in DACS, broadcast to (N, H, W)."""
+    with env.autocast():
+        logits = teacher(target_images)
+    logits = logits[0] if isinstance(logits, (tuple, list)) else logits
+    confidence, labels = F.softmax(logits.float(), dim=1).max(dim=1)
+    weight = (confidence > threshold).float().mean()
+    return labels, weight.expand_as(confidence)
+
+
+def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy per pixel times its weight, averaged over the non-ignored pixels (0 when there are none)."""
+    per_pixel = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="none")
+    valid = labels != IGNORE_INDEX
+    return (per_pixel * weights).sum() / valid.sum().clamp(min=1)
+
+
+def dacs_iteration(model: nn.Module, teacher: nn.Module, optimizer: torch.optim.Optimizer, seg_loss, batch,
+                   target_images: torch.Tensor, env: Env, it: int, *, alpha: float = 0.99,
+                   threshold: float = 0.968, generator: torch.Generator | None = None) -> dict[str, float]:
+    """One DACS iteration: source segmentation; the teacher's pseudo-labels of the target batch; ClassMix of the
+    two batches; the mixed loss; the optimizer step; then the teacher's EMA update.
+
+    Args:
+        model: the segmentation network (the student).
+        teacher: its EMA copy (``make_teacher``), updated here after the step.
+        optimizer: the student's optimizer, learning rate set for this iteration.
+        seg_loss: ``(outputs, labels) -> {name: loss}`` on the source batch.
+        batch: the source ``(uint8 images, int64 labels)``.
+        target_images: a uint8 batch of the target domain, the source's size (its labels are never read).
+        env: device, autocast, gradient scaler.
+        it: the global iteration (the EMA's warm-up).
+        alpha: the teacher's EMA rate.
+        threshold: the confidence above which a pseudo-labelled pixel counts toward the batch's weight.
+        generator: RNG of the classes chosen for ClassMix (None: torch's global RNG).
+    """
+    images, labels = env.images(batch[0]), env.labels(batch[1])
+    target_images = env.images(target_images)
+    if target_images.shape[-2:] != images.shape[-2:]:
+        raise ValueError(f"DACS mixes source and target images of one size, got {tuple(images.shape[-2:])} and "
+                         f"{tuple(target_images.shape[-2:])}: give TARGET_SIZE the value of TRAIN_SIZE")
+    n = min(images.shape[0], target_images.shape[0])
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    with env.autocast():
+        seg = seg_loss(model(images), labels)
+    seg_values = check_finite(seg)
+    env.backward(sum(seg.values()))
+
+    plabels, pweight = pseudo_labels(teacher, target_images[:n], env, threshold)
+    masks = classmix_masks(labels[:n], generator)
+    mixed, mixed_labels, mixed_weights = classmix(images[:n], labels[:n], target_images[:n], plabels, pweight, masks)
+    with env.autocast():
+        out = model(mixed)
+        loss_mix = weighted_cross_entropy(out[0] if isinstance(out, (tuple, list)) else out, mixed_labels,
+                                          mixed_weights)
+    mix_values = check_finite({"loss_mix": loss_mix})
+    env.backward(loss_mix)
+    env.optimizer_step(optimizer)
+    ema_update(teacher, model, alpha, it)
+    return {"loss": sum(seg_values.values()), **seg_values, **mix_values,
+            "pseudo_weight": float(pweight.flatten()[0]) if pweight.numel() else 0.0}
