@@ -293,3 +293,14 @@ def test_classmix_pastes_source_classes_over_pseudo_labels():
     labels, weights = pseudo_labels(Fixed(), torch.zeros(1, 3, 2, 2), CPU, 0.968)
     assert (labels == 5).all() and weights.shape == (1, 2, 2)  # the argmax, confident or not
     assert weights.unique().tolist() == [0.75]
+
+
+def test_dacs_strong_augmentation_keeps_uint8_and_follows_its_generator():
+    from utils.dacs import strong_augment
+
+    x = torch.randint(0, 256, (2, 3, 20, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    outs = [strong_augment(x, torch.Generator().manual_seed(s)) for s in range(12)]
+    assert all(o.dtype == torch.uint8 and o.shape == x.shape for o in outs)
+    assert any(torch.equal(o, x) for o in outs) and any(not torch.equal(o, x) for o in outs)  # applied by chance
+    again = strong_augment(x, torch.Generator().manual_seed(5))
+    assert torch.equal(again, outs[5])  # the same draws from the same generator

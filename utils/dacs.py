@@ -3,10 +3,12 @@ with a mean teacher and ClassMix, one training iteration.
 
 An exponential moving average of the network (the teacher) labels target images; half of the classes of each
 source image are pasted, with their source labels, onto a target image whose other pixels keep the teacher's
-labels; the network trains on the source batch and on these mixed images, the pseudo-labelled pixels weighted
-by the share of confident teacher predictions.
+labels; the network trains on the source batch and on these mixed images (colour-jittered and blurred), the
+pseudo-labelled pixels weighted by the share of confident teacher predictions.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
@@ -77,6 +79,34 @@ def pseudo_labels(teacher: nn.Module, target_images: torch.Tensor, env: Env, thr
     return labels, weight.expand_as(confidence)
 
 
+def strong_augment(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """DACS's augmentation of the mixed images, uint8 (N, 3, H, W) in and out: with probability 0.8 a colour
+    jitter (brightness, contrast and saturation factors in [0.75, 1.25], hue shift in [-0.25, 0.25], drawn per
+    image), and with probability 0.5 a Gaussian blur of the batch (sigma in [0.15, 1.15], a kernel a tenth of
+    the image's size, odd)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    def uniform(lo: float, hi: float) -> float:
+        return lo + (hi - lo) * float(torch.rand((), generator=generator))
+
+    out = images
+    if uniform(0, 1) > 0.2:
+        jittered = []
+        for img in out:
+            img = TF.adjust_brightness(img, uniform(0.75, 1.25))
+            img = TF.adjust_contrast(img, uniform(0.75, 1.25))
+            img = TF.adjust_saturation(img, uniform(0.75, 1.25))
+            jittered.append(TF.adjust_hue(img, uniform(-0.25, 0.25)))
+        out = torch.stack(jittered)
+    if uniform(0, 1) > 0.5:
+        sigma = uniform(0.15, 1.15)
+        kernel = [int(math.floor(math.ceil(0.1 * n) - 0.5 + math.ceil(0.1 * n) % 2)) for n in out.shape[-2:]]
+        kernel = [k if k % 2 else k + 1 for k in kernel]
+        out = TF.gaussian_blur(out.float(), kernel_size=kernel[::-1], sigma=[sigma, sigma]).round().clamp(0, 255)
+        out = out.to(torch.uint8)
+    return out
+
+
 def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Cross-entropy per pixel times its weight, averaged over the non-ignored pixels (0 when there are none)."""
     per_pixel = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="none")
@@ -88,7 +118,7 @@ def dacs_iteration(model: nn.Module, teacher: nn.Module, optimizer: torch.optim.
                    target_images: torch.Tensor, env: Env, it: int, *, alpha: float = 0.99,
                    threshold: float = 0.968, generator: torch.Generator | None = None) -> dict[str, float]:
     """One DACS iteration: source segmentation; the teacher's pseudo-labels of the target batch; ClassMix of the
-    two batches; the mixed loss; the optimizer step; then the teacher's EMA update.
+    two batches, then DACS's colour jitter and blur; the mixed loss; the optimizer step; the teacher's EMA update.
 
     Args:
         model: the segmentation network (the student).
@@ -101,7 +131,7 @@ def dacs_iteration(model: nn.Module, teacher: nn.Module, optimizer: torch.optim.
         it: the global iteration (the EMA's warm-up).
         alpha: the teacher's EMA rate.
         threshold: the confidence above which a pseudo-labelled pixel counts toward the batch's weight.
-        generator: RNG of the classes chosen for ClassMix (None: torch's global RNG).
+        generator: RNG of the classes ClassMix pastes and of the augmentation (None: torch's global RNG).
     """
     images, labels = env.images(batch[0]), env.labels(batch[1])
     target_images = env.images(target_images)
@@ -119,6 +149,7 @@ def dacs_iteration(model: nn.Module, teacher: nn.Module, optimizer: torch.optim.
     plabels, pweight = pseudo_labels(teacher, target_images[:n], env, threshold)
     masks = classmix_masks(labels[:n], generator)
     mixed, mixed_labels, mixed_weights = classmix(images[:n], labels[:n], target_images[:n], plabels, pweight, masks)
+    mixed = strong_augment(mixed, generator)
     with env.autocast():
         out = model(mixed)
         loss_mix = weighted_cross_entropy(out[0] if isinstance(out, (tuple, list)) else out, mixed_labels,
