@@ -53,7 +53,8 @@ METHODS = ("adv_multilevel", "minent", "advent", "advent_minent", "fda", "dacs")
 ROW_SETS["methods"] = ("source_only", "target_bn", "adv_ce_sgd", *METHODS)
 # gain -> (row, minus row)
 GAINS = {"domain_gap": ("oracle", "none"), "augmentation": ("augmented", "none"),
-         "adversarial": ("adv_ce_sgd", "target_bn"), "adversarial_vs_source_only": ("adv_ce_sgd", "source_only")}
+         "adversarial": ("adv_ce_sgd", "target_bn"), "adversarial_vs_source_only": ("adv_ce_sgd", "source_only"),
+         "target_batchnorm": ("target_bn", "source_only")}
 # What the bench must show for the study to be evidence: gain -> (least mean, interval above zero?).
 BENCH_CHECKS = {"domain_gap": (10.0, False), "augmentation": (2.0, True), "adversarial": (None, True)}
 MIN_D_ACC_MAX = 60.0  # percent: a discriminator that never gets there is not playing the game
