@@ -6,7 +6,8 @@ utils/advent.py, utils/fda.py, utils/dacs.py); this script builds its parts and 
 
 AdaptSegNet's own setting (DeepLabV2-R101 from its initialisation file, 41.4 single-level, 42.4 multi-level):
     python step6_uda_methods.py --MODEL=deeplabv2 --PRETRAINED=DeepLab_resnet_pretrained_init-f81d91e8.pth \
-        --VARIANTS=source_only,adv_single,adv_multilevel --GTA5_ROOT=/data/GTA5 --CITYSCAPES_ROOT=/data/Cityscapes
+        --VARIANTS=source_only,adv_single,adv_multilevel --LR=2.5e-4 --WEIGHT_DECAY=5e-4 --BATCH_SIZE=2 \
+        --EPOCHS=7 --GTA5_ROOT=/data/GTA5 --CITYSCAPES_ROOT=/data/Cityscapes
 
 Real data:  python step6_uda_methods.py --GTA5_ROOT=/data/GTA5 --CITYSCAPES_ROOT=/data/Cityscapes
 Demo:       python step6_uda_methods.py --demo     (synthetic world)

@@ -124,12 +124,16 @@ def test_fda_beta_zero_returns_the_source_and_the_swap_keeps_its_phase():
 
 
 def test_step6_every_variant_trains_and_a_stopped_run_resumes(tiny_world, tmp_path, monkeypatch, capsys):
-    """Every variant trains 2 epochs of 2 iterations; AdvEnt+MinEnt (two networks, two optimizers) and DACS (its
-    teacher) stopped in their second epoch resume from their checkpoint and end where the uninterrupted runs end."""
+    """Every variant trains 2 epochs of 2 iterations; AdaptSegNet multi-level (two discriminators), AdvEnt+MinEnt
+    and DACS (its teacher) stopped in their second epoch resume from their checkpoint and end where the
+    uninterrupted runs end."""
+    import utils.adaptation
     import utils.advent
     import utils.dacs
+    import utils.results
     from step6_uda_methods import VARIANTS, main
 
+    monkeypatch.setattr(utils.results, "_plot", lambda *a, **k: None)  # each run's pictures: test_plots.py's job
     args = ["--TARGET_SIZE=32,64", "--EPOCHS=2", "--DETERMINISTIC=true", "--FDA_BETA=0.05"]
     ref = main(tiny_args(tiny_world, tmp_path / "ref", "--VARIANTS=all", *args))["variants"]
     assert set(ref) == set(VARIANTS)
@@ -143,9 +147,10 @@ def test_step6_every_variant_trains_and_a_stopped_run_resumes(tiny_world, tmp_pa
     assert {"loss_adv_low", "loss_d_low"} <= set(history["adv_multilevel"]) and "loss_adv_low" not in history["adv_single"]
     assert {"loss_mix", "pseudo_weight"} <= set(history["dacs"])
 
-    stopped = tiny_args(tiny_world, tmp_path / "stopped", "--VARIANTS=advent_minent,dacs", *args)
+    stopped = tiny_args(tiny_world, tmp_path / "stopped", "--VARIANTS=adv_multilevel,advent_minent,dacs", *args)
     calls = {"n": 0}
-    for module, name in ((utils.advent, "advent_iteration"), (utils.dacs, "dacs_iteration")):
+    for module, name in ((utils.adaptation, "adversarial_iteration"), (utils.advent, "advent_iteration"),
+                         (utils.dacs, "dacs_iteration")):
         real = getattr(module, name)
 
         def stopping(*a, _real=real, **kw):
@@ -162,7 +167,7 @@ def test_step6_every_variant_trains_and_a_stopped_run_resumes(tiny_world, tmp_pa
     capsys.readouterr()
     resumed = main(stopped)["variants"]
     assert "resuming" in capsys.readouterr().out
-    for name in ("advent_minent", "dacs"):
+    for name in ("adv_multilevel", "advent_minent", "dacs"):
         assert resumed[name]["iterations"] == 4
         assert resumed[name]["miou"] == ref[name]["miou"], name
         assert resumed[name]["per_class_iou"] == ref[name]["per_class_iou"], name
