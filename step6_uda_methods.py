@@ -6,8 +6,8 @@ utils/advent.py, utils/fda.py, utils/dacs.py); this script builds its parts and 
 
 AdaptSegNet's own setting (DeepLabV2-R101 from its initialisation file, 41.4 single-level, 42.4 multi-level):
     python step6_uda_methods.py --MODEL=deeplabv2 --PRETRAINED=DeepLab_resnet_pretrained_init-f81d91e8.pth \
-        --VARIANTS=source_only,adv_single,adv_multilevel --LR=2.5e-4 --WEIGHT_DECAY=5e-4 --BATCH_SIZE=2 \
-        --EPOCHS=7 --GTA5_ROOT=/data/GTA5 --CITYSCAPES_ROOT=/data/Cityscapes
+        --VARIANTS=source_only,adv_single,adv_multilevel --BATCH_SIZE=2 --EPOCHS=7 \
+        --GTA5_ROOT=/data/GTA5 --CITYSCAPES_ROOT=/data/Cityscapes
 
 Real data:  python step6_uda_methods.py --GTA5_ROOT=/data/GTA5 --CITYSCAPES_ROOT=/data/Cityscapes
 Demo:       python step6_uda_methods.py --demo     (synthetic world)
@@ -35,9 +35,11 @@ MODEL = "bisenet"                      # bisenet (ResNet18 context path) | deepl
 PRETRAINED = "imagenet"                # imagenet (torchvision) | none | a weights file (DeepLabV2: e.g. AdaptSegNet's init)
 EPOCHS = 50                            # passes over the GTA5 training set
 BATCH_SIZE = 8                         # source (and target) images per iteration (>= 2)
-LR = 2.5e-2                            # SGD base learning rate, poly schedule (power 0.9)
+LR = 2.5e-2                            # SGD base learning rate, poly schedule (power 0.9), BiSeNet
+DEEPLAB_LR = 2.5e-4                    # the same for MODEL=deeplabv2 (AdaptSegNet's; its classifiers at 10x)
 MOMENTUM = 0.9                         # SGD momentum
-WEIGHT_DECAY = 1e-4                    # L2 weight decay
+WEIGHT_DECAY = 1e-4                    # L2 weight decay, BiSeNet
+DEEPLAB_WEIGHT_DECAY = 5e-4            # the same for MODEL=deeplabv2 (AdaptSegNet's)
 AUX_WEIGHT = 1.0                       # weight of each of BiSeNet's two auxiliary losses
 LOW_SEG_WEIGHT = 0.1                   # DeepLabV2 multi-level: segmentation loss weight of the layer3 output
 LAMBDA_ADV_LOW = 0.0002                # multi-level: adversarial weight on the lower output (main: LAMBDA_ADV)
@@ -81,7 +83,8 @@ METHODS = ("source_only", "adaptsegnet", "advent", "fda", "dacs")
 
 CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"), "MODEL": ("bisenet", "deeplabv2"),
            "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny")}
-BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "MOMENTUM": 0, "WEIGHT_DECAY": 0,
+BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "DEEPLAB_LR": 0, "MOMENTUM": 0,
+          "WEIGHT_DECAY": 0, "DEEPLAB_WEIGHT_DECAY": 0,
           "AUX_WEIGHT": 0, "LOW_SEG_WEIGHT": 0, "LAMBDA_ADV_LOW": 0, "LAMBDA_ENT": 0, "DACS_ALPHA": 0, "DACS_THRESHOLD": 0, "LAMBDA_ADV": 0, "DISC_LR": 0, "FDA_BETA": 0, "FDA_ENT_WEIGHT": 0,
           "FDA_ETA": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
 DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": "none",
@@ -169,9 +172,11 @@ def main(argv: list[str] | None = None) -> dict:
         if cfg.INIT_FROM and run.status == "new":  # e.g. from the source-only run
             model.load_weights(cfg.INIT_FROM, missing_ok=("low_classifier.",) if multi_level else ())
         net = env.place(model, find_unused_parameters=reads_target)  # target forwards skip the aux heads
-        optimizer = make_optimizer("sgd", model.param_groups(), cfg.LR, momentum=cfg.MOMENTUM,
-                                   weight_decay=cfg.WEIGHT_DECAY)
-        aux_weight = cfg.LOW_SEG_WEIGHT if cfg.MODEL == "deeplabv2" else cfg.AUX_WEIGHT
+        deeplab = cfg.MODEL == "deeplabv2"
+        lr = cfg.DEEPLAB_LR if deeplab else cfg.LR
+        optimizer = make_optimizer("sgd", model.param_groups(), lr, momentum=cfg.MOMENTUM,
+                                   weight_decay=cfg.DEEPLAB_WEIGHT_DECAY if deeplab else cfg.WEIGHT_DECAY)
+        aux_weight = cfg.LOW_SEG_WEIGHT if deeplab else cfg.AUX_WEIGHT
         seg_loss = SegLosses(build_seg_loss("ce"), aux_weight=aux_weight)
         parts = {"model": net, "optimizer": optimizer}
         discs: list = []  # (discriminator, its optimizer): the main output's, then the lower one's
@@ -192,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                     num_workers=cfg.NUM_WORKERS, stream=1))
 
         def iteration(batch, it: int) -> dict:  # runs inside fit below: it sees this variant's objects
-            lr_now = set_poly_lr(optimizer, cfg.LR, it, max_iter)
+            lr_now = set_poly_lr(optimizer, lr, it, max_iter)
             if v["method"] == "source_only":
                 return {**train_iteration(net, optimizer, seg_loss, batch, env), "lr": lr_now}
             target_images = target_batches.batch(it)[0]

@@ -307,3 +307,21 @@ def test_dacs_strong_augmentation_keeps_uint8_and_follows_its_generator():
     assert any(torch.equal(o, x) for o in outs) and any(not torch.equal(o, x) for o in outs)  # applied by chance
     again = strong_augment(x, torch.Generator().manual_seed(5))
     assert torch.equal(again, outs[5])  # the same draws from the same generator
+
+
+def test_step6_deeplabv2_multilevel_starts_from_a_single_level_run(tiny_world, tmp_path, monkeypatch):
+    """MODEL=deeplabv2: a source-only run, then the multi-level variant started from its last.pt (the layer3
+    classifier starts fresh); the lower output carries LOW_SEG_WEIGHT and its own discriminator."""
+    import utils.results
+    from step6_uda_methods import main
+
+    monkeypatch.setattr(utils.results, "_plot", lambda *a, **k: None)
+    args = ["--MODEL=deeplabv2", "--TARGET_SIZE=32,64", "--TRAIN_IMAGES=6"]
+    first = main(tiny_args(tiny_world, tmp_path / "a", "--VARIANTS=source_only", *args))["variants"]["source_only"]
+    assert first["model"] == "deeplabv2" and first["iterations"] == 1
+    start = tmp_path / "a" / "step6_uda_methods-demo" / "source_only" / "last.pt"
+    multi = main(tiny_args(tiny_world, tmp_path / "b", "--VARIANTS=adv_multilevel", f"--INIT_FROM={start}",
+                           *args))["variants"]["adv_multilevel"]
+    logs = multi["history"][-1]
+    assert {"loss_seg", "loss_aux16", "loss_adv", "loss_adv_low", "loss_d_low"} <= set(logs)
+    assert multi["model_spec"]["multi_level"] is True and 0 <= multi["miou"] <= 100
