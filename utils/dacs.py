@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from utils.classes import IGNORE_INDEX
 from utils.engine import Env, check_finite
+from utils.losses import SafeCrossEntropyLoss
 
 
 def make_teacher(model: nn.Module) -> nn.Module:
@@ -109,8 +110,8 @@ def strong_augment(images: torch.Tensor, generator: torch.Generator | None = Non
 
 def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Cross-entropy per pixel times its weight, averaged over the non-ignored pixels (0 when there are none)."""
-    per_pixel = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="none")
-    valid = labels != IGNORE_INDEX
+    per_pixel = SafeCrossEntropyLoss(reduction="none")(logits.float(), labels)
+    valid = (labels >= 0) & (labels < logits.shape[1])  # what the loss above does not ignore
     return (per_pixel * weights).sum() / valid.sum().clamp(min=1)
 
 
