@@ -14,8 +14,10 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+# Most tests are process start-up and small tensors: one thread per worker and one worker per core (at most 4)
+# finish sooner than one worker with every core.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --maxprocesses=4 tests
 
 demo: $(STAMP)
 	$(PY) -m datasets.synthetic --out data/synthetic
