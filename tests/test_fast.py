@@ -36,7 +36,7 @@ def _randomise_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
 def _world_image(tiny_world) -> torch.Tensor:
     """A structured input: a synthetic-world street image, not noise."""
     path = sorted((tiny_world / "Cityscapes" / "leftImg8bit" / "val").rglob("*.png"))[0]
-    return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].contiguous()
+    return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].contiguous()
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
