@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .style import JITTER, PALETTES, SOURCE_OFFSET, SOURCE_OFFSET_ARR, Style
+from .conditions import Conditions
+from .style import AUTUMN, JITTER, Style, palette
 
 Colour = np.ndarray | Callable[[np.ndarray, np.ndarray], np.ndarray]
 Shape = Callable[[np.ndarray, np.ndarray], np.ndarray] | None
@@ -84,7 +85,8 @@ class Triangle:
 
 
 class Canvas:
-    """One image's camera (sampled from ``rng``) and its colour, label id, depth and ground-shade buffers."""
+    """One image's camera and conditions (sampled from ``rng``) and its colour, label id, depth and
+    ground-shade buffers."""
 
     def __init__(self, height: int, width: int, style: Style, rng: np.random.Generator):
         self.H, self.W, self.style, self.rng = height, width, style, rng
@@ -100,14 +102,16 @@ class Canvas:
         self.yc = np.arange(height, dtype=np.float32) + 0.5
         self.xc = np.arange(width, dtype=np.float32) + 0.5
         self.px = width / 512.0  # one "reference pixel" at this resolution
+        self.cond = Conditions.sample(style, rng)
 
     def colour(self, name: str, jitter: float = 1.0, k: int | None = None) -> np.ndarray:
         """An RGB colour (0..1) of class ``name`` in this style: palette entry ``k`` (else a random one)."""
-        pal = PALETTES[name]
-        base = np.asarray(pal[self.rng.integers(len(pal)) if k is None else k % len(pal)], np.float32)
+        pal = palette(name, self.style.material)
+        base = pal[self.rng.integers(len(pal)) if k is None else k % len(pal)]
         c = base + self.rng.normal(0.0, JITTER.get(name, 8) * jitter, 3)
-        if name in SOURCE_OFFSET:
-            c += self.style.class_offset * SOURCE_OFFSET_ARR[name]
+        if self.cond.autumn > 0 and name in AUTUMN:
+            turned = AUTUMN[name][self.rng.integers(len(AUTUMN[name]))]
+            c += (self.cond.autumn * self.rng.uniform(0.6, 1.2)) * (turned - c)
         return np.maximum(np.minimum(c * (1.0 / 255.0), 1.0), 0.01).astype(np.float32)
 
     def paint(self, y0, y1, x0, x1, mask, lid, colour, a, b, depth) -> None:

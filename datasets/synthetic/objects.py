@@ -48,6 +48,34 @@ class Tree:
         cv.front(z, X - self.half, X + self.half, self.trunk_h * 0.5, self.top, ID["vegetation"], self.parts)
 
 
+class Palm:
+    """A palm: a tall thin trunk and a crown of long fronds drooping from its top."""
+
+    def __init__(self, cv: Canvas, X: float, z: float) -> None:
+        r, s = cv.rng, cv.style.obj_scale
+        self.X, self.z, self.s = X, z, s
+        self.h = h = r.uniform(6.0, 11.0) * s
+        self.lean = r.normal(0.0, 0.25) * s
+        leaf = cv.colour("vegetation")
+        self.trunk = cv.colour("vegetation", k=0) * np.asarray([1.1, 0.85, 0.65], np.float32)
+        top = (X + self.lean, h)
+        self.parts: list[tuple[Shape, Colour]] = []
+        n = int(r.integers(6, 10))
+        for i in range(n):
+            angle = math.pi * (i + r.uniform(0.0, 0.6)) / n  # fanned across the upper half-circle
+            length = r.uniform(2.0, 3.2) * s
+            tip = (top[0] + math.cos(angle) * length, h + math.sin(angle) * length * 0.5 - 0.6 * s)
+            self.parts.append((Stroke(top, tip, 0.22 * s), leaf * np.float32(r.uniform(0.8, 1.15))))
+        self.half = 3.4 * s + abs(self.lean)
+
+    def draw(self, cv: Canvas) -> None:
+        X, z, s, h = self.X, self.z, self.s, self.h
+        lo, hi = sorted((X, X + self.lean))
+        cv.front(z, lo - 0.13 * s, hi + 0.13 * s, 0.0, h, ID["vegetation"], self.trunk,
+                 shape=Stroke((X, 0.0), (X + self.lean, h), 0.13 * s), min_px=1)
+        cv.front(z, X - self.half, X + self.half, h - 2.5 * s, h + 2.0 * s, ID["vegetation"], self.parts)
+
+
 class Pole:
     """A lamp, sign or traffic-light post: optionally a lamp arm, a traffic light (on a mast) and a sign."""
 
@@ -125,9 +153,15 @@ class Car:
     def __init__(self, cv: Canvas, Xc: float, z: float, *, away: bool) -> None:
         r, s = cv.rng, cv.style.obj_scale
         self.Xc, self.z, self.s = Xc, z, s
-        self.w, self.L = r.uniform(1.7, 1.95) * s, r.uniform(4.0, 4.9) * s
-        self.hb, self.hc = r.uniform(0.95, 1.15) * s, r.uniform(1.4, 1.6) * s
+        if r.random() < cv.style.suv:  # a tall, wide SUV or pickup
+            self.w, self.L = r.uniform(1.9, 2.1) * s, r.uniform(4.7, 5.5) * s
+            self.hb, self.hc = r.uniform(1.2, 1.4) * s, r.uniform(1.75, 1.95) * s
+        else:
+            self.w, self.L = r.uniform(1.7, 1.95) * s, r.uniform(4.0, 4.9) * s
+            self.hb, self.hc = r.uniform(0.95, 1.15) * s, r.uniform(1.4, 1.6) * s
         self.paint = cv.colour("car")
+        # glossy paint reflects the bright sky along the body's upper edge and on the roof
+        self.shine = self.paint + (np.float32(0.95) - self.paint) * np.float32(0.5 * cv.style.gloss)
         self.glass = np.asarray([0.16, 0.19, 0.23], np.float32) + r.uniform(0.0, 0.08)
         self.lamp = np.asarray([0.75, 0.1, 0.1] if away else [0.95, 0.93, 0.85], np.float32)
         self.plate = np.asarray([0.85, 0.85, 0.82], np.float32)
@@ -138,6 +172,7 @@ class Car:
         a, b = np.broadcast_arrays(a, b)
         out = np.empty((*a.shape, 3), np.float32)
         out[:] = self.paint
+        out[(b > hb - 0.1 * s) & (b < hb - 0.02 * s)] = self.shine
         out[(b > hb - 0.3 * s) & (b < hb - 0.12 * s) & (np.abs(a - Xc) > w / 2 - 0.38 * s)] = self.lamp
         out[(b > 0.45 * s) & (b < 0.57 * s) & (np.abs(a - Xc) < 0.26 * s)] = self.plate
         return out
@@ -156,10 +191,10 @@ class Car:
         cv.ground_shade(X0 - 0.1, X1 + 0.1, z - 0.1, z + L, 0.45)
         inset = 0.14 * s
         cv.box(X0 + inset, X1 - inset, z + 1.0 * s, z + L - 1.2 * s, self.hb, self.hc, ID["car"], glass,
-               side_colour=glass * 0.9, top_colour=paint * 1.05)
+               side_colour=glass * 0.9, top_colour=self.shine)
         detailed = self.hc * cv.f / z > 10.0  # level of detail: far cars skip lamps and wheels
         cv.box(X0, X1, z, z + L, 0.3 * s, self.hb, ID["car"], self._rear if detailed else paint,
-               side_colour=paint * 0.8, top_colour=np.minimum(paint * 1.1, 1.0))
+               side_colour=paint * 0.8, top_colour=self.shine)
         if not detailed:
             return
         if X0 > 0 or X1 < 0:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from .canvas import Canvas
-from .objects import (Bridge, Bus, Car, Clutter, Drawable, GuardRailPiece, Person, Pole, Train, Tree, Truck,
-                      TwoWheeler, Van)
+from .objects import (Bridge, Bus, Car, Clutter, Drawable, GuardRailPiece, Palm, Person, Pole, Train, Tree,
+                      Truck, TwoWheeler, Van)
 from .street import SIDES, Street
 
 Placed = list[tuple[float, Drawable]]
@@ -29,7 +29,7 @@ def plan_objects(cv: Canvas, street: Street) -> Placed:
 
 
 def _trees(cv: Canvas, street: Street, placed: Placed) -> None:
-    """Street trees along the sidewalk's curb edge, on some sides."""
+    """Street trees (or palms, in the style's share) along the sidewalk's curb edge, on some sides."""
     r = cv.rng
     for sgn in SIDES:
         if r.random() < 0.5:
@@ -37,7 +37,8 @@ def _trees(cv: Canvas, street: Street, placed: Placed) -> None:
             step = r.uniform(7.0, 14.0)
             X = sgn * (street.curb(sgn) + r.uniform(0.5, 1.0))
             while z < 90.0:
-                placed.append((z, Tree(cv, X, z)))
+                kind = Palm if r.random() < cv.style.palms else Tree
+                placed.append((z, kind(cv, X, z)))
                 z += step * r.uniform(0.8, 1.2)
 
 

@@ -19,11 +19,14 @@ def _hash01(i: np.ndarray, j: np.ndarray, salt: float) -> np.ndarray:
 class Facade:
     """A facade's colour in its plane coordinates (along, height): windows, floors, shop fronts."""
 
-    def __init__(self, base: np.ndarray, lit: float, seg_rng: np.random.Generator) -> None:
-        self.su = seg_rng.uniform(2.4, 4.0)  # window pitch along the street
+    def __init__(self, base: np.ndarray, lit: float, seg_rng: np.random.Generator, glass: float,
+                 pitch: float) -> None:
+        self.su = pitch * seg_rng.uniform(0.8, 1.25)  # window pitch along the street
         self.sv = seg_rng.uniform(2.8, 3.5)  # floor height
         self.wu, self.wv = seg_rng.uniform(0.35, 0.6), seg_rng.uniform(0.35, 0.55)
-        self.glass = np.asarray(seg_rng.uniform([0.12, 0.14, 0.17], [0.3, 0.33, 0.38]), np.float32)
+        dark = seg_rng.uniform([0.12, 0.14, 0.17], [0.3, 0.33, 0.38])
+        mirror = seg_rng.uniform([0.45, 0.6, 0.72], [0.6, 0.74, 0.88])  # the game's glass reflects the sky
+        self.glass = np.asarray(dark + glass * (mirror - dark), np.float32)
         self.shop = seg_rng.random() < 0.5
         self.shop_col = np.asarray(seg_rng.uniform([0.1, 0.1, 0.1], [0.35, 0.3, 0.28]), np.float32)
         self.salt = seg_rng.uniform(0, 100)
@@ -133,11 +136,12 @@ class _FrontagePainter:
         cv, seg, nxt, lit = self.cv, self.seg, self.nxt, self.lit
         hgt = self.rng.uniform(12.0, 38.0) * shrink
         base = cv.colour("building")
-        cv.side(Xb, seg.z0, seg.z1, 0.0, hgt, ID["building"], Facade(base, lit, self.rng))
+        glass, pitch = cv.style.glass, cv.style.window_pitch
+        cv.side(Xb, seg.z0, seg.z1, 0.0, hgt, ID["building"], Facade(base, lit, self.rng, glass, pitch))
         # the end wall is visible where the next frontage does not continue the facade
         if nxt is not None and (nxt.kind != "building" or nxt.setback > seg.setback + 0.5):
             lo, hi = sorted((Xb, Xb + self.sgn * 12.0))
-            cv.front(seg.z1, lo, hi, 0.0, hgt, ID["building"], Facade(base * 0.9, lit, self.rng))
+            cv.front(seg.z1, lo, hi, 0.0, hgt, ID["building"], Facade(base * 0.9, lit, self.rng, glass, pitch))
 
     def tree_line(self, Xt: float, base_h: float) -> None:
         top = TreeLineTop(base_h, self.rng)

@@ -43,14 +43,14 @@ def render(domain: str, index: int, *, seed: int = 0, shift: float = 1.0, size: 
     rng = np.random.default_rng([seed, _DOMAIN_CODE[domain], _SPLIT_CODE[split], index])
     cv = Canvas(size[0], size[1], style, rng)
     street = Street.sample(cv)
-    sky_horizon, cloudiness = _draw_sky(cv, street.sunny)
+    sky_horizon, cloudiness = _draw_sky(cv)
     draw_ground(cv, street)
     draw_skyline(cv)
     draw_frontages(cv, street)
     for _, obj in sorted(plan_objects(cv, street), key=_far_first):
         obj.draw(cv)
     _draw_bonnet(cv, sky_horizon)
-    image = finish(cv, sky_horizon, cloudiness, street.sun_strength)
+    image = finish(cv, sky_horizon, cloudiness)
     if domain == "target":
         _mark_void_like_cityscapes(cv)
     return image, cv.lab
@@ -60,17 +60,20 @@ def _far_first(item: tuple[float, Drawable]) -> float:
     return -item[0]
 
 
-def _draw_sky(cv: Canvas, sunny: bool) -> tuple[np.ndarray, float]:
-    """A vertical gradient down to a paler horizon; returns (horizon colour, cloudiness) for the finish."""
-    r = cv.rng
-    top = cv.colour("sky", k=0 if sunny else int(r.integers(1, 3)))
+def _draw_sky(cv: Canvas) -> tuple[np.ndarray, float]:
+    """A vertical gradient down to a paler horizon (glowing orange at dusk); returns (horizon colour,
+    cloudiness) for the finish."""
+    cond = cv.cond
+    top = cv.colour("sky", k=cond.sky)
     horizon = np.clip(top * 1.15 + 0.08, 0.0, 1.0)
+    if cond.kind == "dusk":
+        horizon = (horizon * 0.35 + np.asarray([0.98, 0.62, 0.36], np.float32) * 0.65).astype(np.float32)
     rows = int(min(max(math.ceil(cv.y_h + 2), 1), cv.H))
     t = np.clip(cv.yc[:rows] / max(cv.y_h, 1.0), 0.0, 1.0)[:, None, None]
     cv.img[:, :rows] = (top + (horizon - top) * t).transpose(2, 0, 1)
     cv.lab[:rows] = ID["sky"]
     cv.dep[:rows] = 0.0
-    return horizon, r.uniform(0.0, 1.0)
+    return horizon, cond.cloudiness
 
 
 def _draw_bonnet(cv: Canvas, sky_horizon: np.ndarray) -> None:

@@ -58,11 +58,9 @@ class Street:
 
     @classmethod
     def sample(cls, cv: Canvas) -> Street:
-        """Draw a street from the canvas's RNG, in the style's sunlight."""
+        """Draw a street from the canvas's RNG, lit as the canvas's conditions say."""
         r = cv.rng
-        sunny = r.random() < cv.style.sun
-        sun_strength = r.uniform(0.5, 1.0) if sunny else 0.0
-        sun_side = -1.0 if r.random() < 0.5 else 1.0
+        sunny, sun_strength, sun_side = cv.cond.sun > 0, cv.cond.sun, cv.cond.sun_side
         n_lanes = int(r.choice([2, 2, 3, 4]))
         lane_w = r.uniform(2.9, 3.6)
         ego = n_lanes - 1 - int(r.random() < 0.35 and n_lanes > 2)

@@ -1,11 +1,15 @@
-"""What the two domains look like: per-class colours and textures, and the style that tells them apart.
+"""What the two domains look like: per-class materials, per-class textures, the conditions images are taken in,
+and the camera or renderer that turns a lit scene into pixels.
 
-Both domains share one scene grammar; they differ by a ``Style`` (colour offsets, texture strength, lighting,
-haze, sensor noise and blur, camera height, horizon and object scale). The source style lies ``shift`` of
-the way from the target's to the GTA-like one.
+Both domains share one scene grammar; a ``Style`` holds everything that tells them apart. The source style lies
+``shift`` of the way from the target's (Cityscapes-like) to the GTA-like one, field by field: ``material``
+moves every class colour from its target palette entry to its GTA entry, ``texture_style`` moves every class's
+texture amplitudes from the target's table to the GTA table, and the condition probabilities, the tone curve,
+bloom, blur, noise and geometry are interpolated likewise. docs/synthetic_world.md says why each differs.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -14,31 +18,60 @@ from utils.errors import ConfigError
 
 from .ids import ID, TRAIN_ID
 
-# RGB 0..255. Palettes give the target-domain (Cityscapes-like) look of each class; the source adds
-# SOURCE_OFFSET scaled by the style, on top of its global grading.
-PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {
-    "road": ((98, 98, 104), (112, 110, 114), (86, 88, 94), (120, 116, 112)),
-    "sidewalk": ((156, 146, 146), (140, 138, 140), (170, 160, 150), (150, 130, 128)),
-    "building": ((168, 156, 138), (192, 186, 172), (124, 114, 104), (150, 96, 78), (206, 204, 198),
-                 (112, 116, 122), (176, 150, 120)),
-    "wall": ((172, 168, 158), (132, 124, 114), (150, 150, 146)),
-    "fence": ((122, 116, 104), (92, 102, 92), (140, 130, 110)),
-    "pole": ((112, 112, 112), (72, 82, 76), (136, 136, 132)),
+Palette = tuple[tuple[int, int, int], ...]
+
+# RGB 0..255: each class's materials as a Cityscapes-like camera records them (grey paving, dull greens, muted
+# facades, mostly achromatic cars, overcast skies).
+TARGET_PALETTES: dict[str, Palette] = {
+    "road": ((100, 100, 104), (112, 110, 112), (90, 92, 96), (118, 114, 110)),
+    "sidewalk": ((130, 130, 130), (120, 120, 124), (140, 138, 134), (106, 106, 110)),  # the last: asphalt
+    "building": ((164, 156, 144), (188, 184, 176), (126, 120, 114), (148, 120, 106), (202, 200, 194),
+                 (112, 116, 122), (166, 152, 134)),
+    "wall": ((164, 162, 156), (130, 124, 116), (148, 148, 144)),
+    "fence": ((118, 116, 108), (92, 100, 94), (136, 130, 118)),
+    "pole": ((112, 112, 112), (74, 80, 76), (136, 136, 132)),
     "traffic light": ((42, 42, 38), (58, 60, 56)),
-    "traffic sign": ((200, 34, 34), (34, 74, 172), (232, 204, 46), (226, 226, 222)),
-    "vegetation": ((70, 96, 46), (58, 84, 40), (86, 108, 52), (64, 92, 58)),
-    "terrain": ((122, 134, 82), (136, 132, 90), (108, 126, 72)),
-    "sky": ((132, 166, 204), (176, 192, 210), (206, 212, 218)),
-    "person": ((40, 40, 46), (52, 62, 92), (150, 40, 44), (210, 206, 200), (96, 80, 64), (70, 90, 70)),
-    "rider": ((36, 36, 42), (60, 66, 96), (176, 60, 40), (200, 196, 190)),
-    "car": ((30, 30, 34), (212, 212, 212), (160, 164, 170), (98, 100, 106), (30, 42, 92), (150, 32, 32),
-            (40, 80, 140), (120, 110, 90)),
-    "truck": ((226, 226, 222), (176, 180, 184), (40, 70, 130), (150, 40, 36)),
-    "bus": ((222, 214, 186), (200, 180, 60), (180, 40, 40), (226, 226, 226)),
-    "train": ((196, 40, 40), (40, 90, 170), (224, 224, 216)),
-    "motorcycle": ((34, 34, 38), (170, 30, 30), (30, 50, 120)),
-    "bicycle": ((30, 30, 32), (110, 20, 30), (60, 70, 80)),
-    # void regions (label ids that map to ignore)
+    "traffic sign": ((196, 40, 40), (40, 76, 166), (226, 200, 54), (222, 222, 218)),
+    "vegetation": ((58, 78, 46), (50, 68, 42), (72, 88, 56), (62, 76, 58)),
+    "terrain": ((90, 108, 64), (104, 110, 80), (80, 100, 58)),
+    "sky": ((140, 168, 200), (178, 190, 206), (204, 208, 214)),  # clear, hazy, overcast
+    "person": ((40, 40, 46), (52, 62, 92), (146, 44, 46), (206, 202, 196), (96, 80, 66), (70, 86, 72)),
+    "rider": ((36, 36, 42), (60, 66, 94), (168, 62, 44), (198, 194, 188)),
+    "car": ((32, 32, 36), (206, 206, 206), (160, 162, 166), (98, 100, 106), (40, 46, 72), (122, 34, 34),
+            (62, 72, 92), (122, 118, 110)),
+    "truck": ((222, 222, 218), (174, 178, 182), (44, 70, 126), (146, 44, 40)),
+    "bus": ((218, 212, 188), (196, 178, 66), (176, 44, 44), (222, 222, 222)),
+    "train": ((190, 46, 44), (44, 90, 164), (220, 220, 212)),
+    "motorcycle": ((34, 34, 38), (164, 34, 34), (34, 52, 116)),
+    "bicycle": ((30, 30, 32), (108, 24, 32), (60, 70, 80)),
+}
+# The same materials as GTA V renders them (paired entry by entry): warm, saturated pavers, yellow-green
+# foliage, sun-dried grass, colourful stucco, deep blue skies, glossy saturated car paint, dark clean asphalt.
+GTA_PALETTES: dict[str, Palette] = {
+    "road": ((76, 76, 80), (88, 86, 90), (68, 68, 72), (96, 92, 88)),
+    "sidewalk": ((188, 150, 116), (172, 128, 100), (198, 178, 138), (164, 118, 96)),
+    "building": ((202, 166, 122), (222, 206, 168), (148, 104, 80), (186, 104, 76), (130, 162, 158),
+                 (116, 124, 152), (212, 156, 106)),
+    "wall": ((204, 176, 130), (152, 108, 80), (184, 170, 146)),
+    "fence": ((152, 118, 76), (76, 124, 76), (172, 140, 86)),
+    "pole": ((90, 90, 98), (56, 68, 60), (112, 112, 120)),
+    "traffic light": ((34, 36, 30), (70, 62, 30)),
+    "traffic sign": ((222, 28, 28), (20, 70, 204), (250, 210, 28), (240, 240, 236)),
+    "vegetation": ((80, 112, 40), (68, 100, 34), (96, 124, 48), (76, 110, 58)),
+    "terrain": ((176, 152, 90), (154, 132, 78), (186, 164, 100)),
+    "sky": ((64, 128, 222), (116, 168, 230), (178, 186, 198)),
+    "person": ((40, 40, 50), (38, 70, 146), (196, 38, 38), (232, 228, 214), (134, 90, 48), (56, 124, 56)),
+    "rider": ((34, 34, 44), (40, 66, 150), (214, 66, 30), (226, 220, 206)),
+    "car": ((20, 20, 24), (232, 232, 232), (188, 28, 28), (28, 60, 176), (226, 184, 36), (36, 146, 60),
+            (210, 92, 28), (150, 152, 164)),
+    "truck": ((236, 236, 230), (190, 196, 204), (28, 70, 170), (190, 36, 30)),
+    "bus": ((236, 220, 170), (226, 196, 40), (206, 36, 36), (240, 240, 240)),
+    "train": ((218, 36, 34), (30, 92, 204), (236, 236, 226)),
+    "motorcycle": ((30, 30, 36), (206, 28, 28), (24, 50, 156)),
+    "bicycle": ((28, 28, 32), (150, 18, 30), (40, 70, 110)),
+}
+# Void regions (label ids that map to ignore) look the same in both domains.
+VOID_PALETTES: dict[str, Palette] = {
     "ego vehicle": ((44, 46, 50), (70, 72, 78)),
     "parking": ((120, 116, 116), (104, 104, 108)),
     "rail track": ((112, 100, 86), (96, 90, 82)),
@@ -50,71 +83,149 @@ PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {
     "caravan": ((226, 222, 206), (212, 206, 190)),
     "trailer": ((170, 170, 168), (120, 112, 100)),
 }
+# Turned leaves and faded grass of an autumn picture (the target's recordings span spring to autumn).
+AUTUMN = {"vegetation": np.asarray([(168, 120, 46), (150, 92, 40), (182, 148, 60), (120, 92, 52)], np.float32),
+          "terrain": np.asarray([(140, 128, 80), (128, 116, 76)], np.float32)}
 JITTER = {  # per-object colour standard deviation
     "road": 6, "sidewalk": 8, "building": 14, "wall": 10, "fence": 10, "pole": 8, "traffic light": 6,
     "traffic sign": 8, "vegetation": 9, "terrain": 10, "sky": 8, "person": 14, "rider": 14, "car": 12,
     "truck": 12, "bus": 10, "train": 10, "motorcycle": 12, "bicycle": 10,
 }
-# GTA-like source: warmer, more saturated materials, deeper blue sky, yellower foliage.
-SOURCE_OFFSET = {
-    "road": (4, 0, -6), "sidewalk": (14, 6, -4), "building": (14, 4, -8), "wall": (12, 4, -6),
-    "fence": (12, 4, -6), "pole": (-10, -8, -4), "traffic light": (8, 6, -6), "traffic sign": (10, 0, -6),
-    "vegetation": (0, 14, -8), "terrain": (20, 16, -14), "sky": (-36, -8, 28), "person": (10, 2, -4),
-    "rider": (12, 0, -6), "car": (8, 0, -6), "truck": (10, 4, -6), "bus": (12, 8, -10),
-    "train": (12, 0, -8), "motorcycle": (12, 0, -4), "bicycle": (12, 0, -4),
-}
-SOURCE_OFFSET_ARR = {k: np.asarray(v, np.float64) for k, v in SOURCE_OFFSET.items()}
-assert set(TRAIN_ID) <= set(PALETTES) and set(TRAIN_ID) == set(JITTER) == set(SOURCE_OFFSET)
+_T = {k: np.asarray(v, np.float32) for k, v in TARGET_PALETTES.items()}
+_G = {k: np.asarray(v, np.float32) for k, v in GTA_PALETTES.items()}
+_V = {k: np.asarray(v, np.float32) for k, v in VOID_PALETTES.items()}
+assert set(TRAIN_ID) == set(TARGET_PALETTES) == set(GTA_PALETTES) == set(JITTER)
+assert all(_T[k].shape == _G[k].shape for k in _T), "GTA palettes pair with the target's entry by entry"
 
-# Texture amplitude per class: fine grain (per pixel) and blotches (low frequency), before the style's gain.
-_TEXTURE = {
-    "road": (0.05, 0.06), "sidewalk": (0.04, 0.05), "building": (0.025, 0.06), "wall": (0.05, 0.09),
-    "fence": (0.04, 0.05), "pole": (0.02, 0.02), "traffic light": (0.02, 0.0), "traffic sign": (0.015, 0.0),
-    "vegetation": (0.2, 0.28), "terrain": (0.13, 0.16), "sky": (0.0, 0.0), "person": (0.03, 0.02),
-    "rider": (0.03, 0.02), "car": (0.015, 0.02), "truck": (0.02, 0.03), "bus": (0.015, 0.03),
-    "train": (0.015, 0.03), "motorcycle": (0.02, 0.02), "bicycle": (0.02, 0.0), "ground": (0.1, 0.12),
-    "parking": (0.05, 0.06), "rail track": (0.14, 0.1), "static": (0.04, 0.04), "dynamic": (0.04, 0.04),
-    "bridge": (0.05, 0.08), "guard rail": (0.02, 0.02),
+
+@functools.lru_cache(maxsize=256)
+def palette(name: str, material: float) -> np.ndarray:
+    """(n, 3) RGB 0..255 of class ``name``: its target palette moved ``material`` of the way to GTA's (shared:
+    never modify it)."""
+    if name in _V:
+        return _V[name]
+    t = _T[name]
+    return t + np.float32(material) * (_G[name] - t)
+
+
+# Texture amplitude per class at three scales (fine: per pixel; mid: a few pixels, grain and leaves; coarse:
+# stains, patches, clumps), before lighting. GTA's game textures are crisp and busy at fine and mid scales
+# and uniform at large ones; a real camera sees weathered materials: patches and stains, little crisp grain.
+_TARGET_TEXTURE = {
+    "road": (0.03, 0.03, 0.08), "sidewalk": (0.03, 0.03, 0.06), "building": (0.02, 0.03, 0.04),
+    "wall": (0.03, 0.04, 0.05), "fence": (0.03, 0.03, 0.03), "pole": (0.02, 0.01, 0.01),
+    "traffic light": (0.02, 0.0, 0.0), "traffic sign": (0.01, 0.0, 0.0), "vegetation": (0.10, 0.20, 0.14),
+    "terrain": (0.07, 0.08, 0.10), "sky": (0.0, 0.0, 0.0), "person": (0.02, 0.02, 0.01),
+    "rider": (0.02, 0.02, 0.01), "car": (0.01, 0.01, 0.01), "truck": (0.02, 0.02, 0.02),
+    "bus": (0.01, 0.01, 0.02), "train": (0.01, 0.01, 0.02), "motorcycle": (0.02, 0.01, 0.01),
+    "bicycle": (0.02, 0.0, 0.0),
 }
-# Per-label-id lookup tables, so the finishing pass textures a whole image with one indexing each.
-FINE_LUT = np.zeros(256, np.float32)
-BLOTCH_LUT = np.zeros(256, np.float32)
+_GTA_TEXTURE = {
+    "road": (0.07, 0.05, 0.02), "sidewalk": (0.06, 0.12, 0.02), "building": (0.04, 0.09, 0.015),
+    "wall": (0.06, 0.12, 0.02), "fence": (0.05, 0.06, 0.01), "pole": (0.03, 0.02, 0.01),
+    "traffic light": (0.02, 0.0, 0.0), "traffic sign": (0.02, 0.0, 0.0), "vegetation": (0.18, 0.30, 0.07),
+    "terrain": (0.16, 0.24, 0.04), "sky": (0.0, 0.0, 0.0), "person": (0.04, 0.03, 0.01),
+    "rider": (0.04, 0.03, 0.01), "car": (0.02, 0.02, 0.01), "truck": (0.03, 0.03, 0.01),
+    "bus": (0.02, 0.02, 0.01), "train": (0.02, 0.02, 0.01), "motorcycle": (0.03, 0.02, 0.01),
+    "bicycle": (0.03, 0.0, 0.0),
+}
+_VOID_TEXTURE = {
+    "ground": (0.1, 0.08, 0.08), "parking": (0.05, 0.04, 0.04), "rail track": (0.14, 0.08, 0.07),
+    "static": (0.04, 0.03, 0.03), "dynamic": (0.04, 0.03, 0.03), "bridge": (0.05, 0.04, 0.05),
+    "guard rail": (0.02, 0.02, 0.02),
+}
+assert set(_TARGET_TEXTURE) == set(_GTA_TEXTURE) == set(TRAIN_ID)
+
+
+@functools.lru_cache(maxsize=8)
+def texture_luts(texture_style: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-label-id amplitudes (fine, mid, coarse), so the finishing pass textures an image by indexing (shared:
+    never modify them)."""
+    luts = np.zeros((3, 256), np.float32)
+    for name, t in _TARGET_TEXTURE.items():
+        g = _GTA_TEXTURE[name]
+        luts[:, ID[name]] = [a + texture_style * (b - a) for a, b in zip(t, g)]
+    for name, v in _VOID_TEXTURE.items():
+        luts[:, ID[name]] = v
+    return luts[0], luts[1], luts[2]
+
+
 GROUND_LUT = np.zeros(256, bool)
 GROUND_LUT[[ID[n] for n in ("road", "sidewalk", "terrain", "parking", "ground", "rail track")]] = True
-for _name, (_fine, _blotch) in _TEXTURE.items():
-    FINE_LUT[ID[_name]], BLOTCH_LUT[ID[_name]] = _fine, _blotch
+WET_LUT = np.zeros(256, np.float32)  # how much a surface shows a wet film: asphalt most, paving less
+WET_LUT[[ID["road"], ID["parking"]]] = 1.0
+WET_LUT[ID["sidewalk"]] = 0.6
 
 
 @dataclass(frozen=True)
 class Style:
     """Everything that differs between the domains. The source style is a blend target -> GTA by ``shift``."""
 
+    # geometry of the camera and the scene
     horizon: float  # horizon row / image height
     cam_height: float  # metres
     obj_scale: float  # size multiplier of people, vehicles, poles, trees
+    bonnet: float  # ego-vehicle bonnet height / image height
+    # materials
+    material: float  # 0: target palettes, 1: GTA palettes
+    texture_style: float  # 0: target texture table, 1: GTA texture table
+    grout: float  # contrast of the joints between paving slabs
+    slab: float  # paving slab size, metres
+    marking: float  # brightness of road paint (worn paint is dimmer)
+    gloss: float  # specular highlight on vehicle paint
+    glass: float  # 0: dark window glass, 1: the game's bright reflective glass
+    window_pitch: float  # mean spacing of facade windows along the street, metres
+    palms: float  # share of street trees that are palms (GTA V's Los Angeles)
+    suv: float  # share of vehicles with a tall, wide SUV or pickup build
+    yellow_lines: float  # probability of a street's centre line being a double yellow line (US roads)
+    cobbles: float  # probability of a street's road being cobbled (old European town centres)
+    # conditions, drawn per image (conditions.py)
+    p_sunny: float  # probability of direct sunlight
+    p_dusk: float  # probability of a low, orange evening sun
+    p_wet: float  # probability of rain: overcast, wet road
+    p_autumn: float  # probability of an autumn picture: part of the foliage yellow and brown, the grass faded
+    exposure_sd: float  # per-image exposure spread (log units): auto-exposure and scene brightness
+    white_balance_sd: float  # per-image colour cast of the recorded light
+    gamma_sd: float  # per-image spread of the tone curve's mid-tones (log units)
+    saturation_sd: float  # per-image spread of colourfulness (log units)
+    shadow: float  # darkness of cast shadows in full sunlight
+    shadow_soft: float  # blur of shadow edges, pixels at width 512
+    haze: float  # aerial-perspective strength
+    reflect: float  # strength of reflections in wet surfaces
+    # the camera (target) or renderer (GTA) that makes pixels of the lit scene
+    tone: float  # 0: the game's filmic curve, 1: the camera's per-image logarithmic compression
     saturation: float
     contrast: float
     tint: tuple[float, float, float]
     brightness: float
-    class_offset: float  # weight of SOURCE_OFFSET
-    texture: float  # texture amplitude gain
-    sun: float  # probability of direct sunlight
-    shadow: float  # darkness of cast shadows in sunlight
-    haze: float  # aerial-perspective strength
-    noise: float  # sensor noise sigma (8-bit units)
+    bloom: float  # glow of bright regions (a game post effect)
     blur: float  # optical blur (Gaussian sigma) in pixels at width 512
-    bonnet: float  # ego-vehicle bonnet height / image height
+    motion: float  # longest horizontal motion blur in pixels at width 512 (drawn per image)
+    noise: float  # read noise sigma, 8-bit units
+    shot: float  # photon noise: sigma = shot * sqrt(level) in 8-bit units
+    chroma: float  # colour noise of demosaicking, coarse (2 px), 8-bit units
+    vignette: float  # corner darkening of the lens
 
 
 TARGET_STYLE = Style(
-    horizon=0.45, cam_height=1.3, obj_scale=1.0, saturation=0.8, contrast=0.9, tint=(0.97, 1.0, 1.05),
-    brightness=0.95, class_offset=0.0, texture=1.0, sun=0.35, shadow=0.35, haze=0.35, noise=3.5, blur=0.8,
-    bonnet=0.09,
+    horizon=0.45, cam_height=1.3, obj_scale=1.0, bonnet=0.09,
+    material=0.0, texture_style=0.0, grout=0.06, slab=0.3, marking=0.72, gloss=0.15, glass=0.0, window_pitch=2.6,
+    palms=0.0, suv=0.1, yellow_lines=0.0, cobbles=0.3,
+    p_sunny=0.3, p_dusk=0.0, p_wet=0.05, p_autumn=0.3, exposure_sd=0.25, white_balance_sd=0.05, gamma_sd=0.3,
+    saturation_sd=0.25, shadow=0.35, shadow_soft=5.0,
+    haze=0.35, reflect=0.25,
+    tone=1.0, saturation=0.92, contrast=0.95, tint=(0.98, 1.01, 0.98), brightness=1.0, bloom=0.0, blur=0.9,
+    motion=10.0, noise=2.0, shot=0.6, chroma=2.0, vignette=0.2,
 )
 GTA_STYLE = Style(
-    horizon=0.40, cam_height=1.7, obj_scale=1.12, saturation=1.15, contrast=1.1, tint=(1.04, 1.0, 0.94),
-    brightness=1.06, class_offset=1.0, texture=1.45, sun=0.8, shadow=0.5, haze=0.12, noise=1.0, blur=0.0,
-    bonnet=0.04,
+    horizon=0.40, cam_height=1.7, obj_scale=1.12, bonnet=0.04,
+    material=1.0, texture_style=1.0, grout=0.32, slab=0.9, marking=0.95, gloss=0.8, glass=1.0, window_pitch=4.2,
+    palms=0.35, suv=0.6, yellow_lines=0.9, cobbles=0.0,
+    p_sunny=0.62, p_dusk=0.12, p_wet=0.1, p_autumn=0.0, exposure_sd=0.08, white_balance_sd=0.015, gamma_sd=0.0,
+    saturation_sd=0.03, shadow=0.55, shadow_soft=0.0,
+    haze=0.12, reflect=0.6,
+    tone=0.0, saturation=1.08, contrast=1.0, tint=(1.02, 1.0, 0.97), brightness=1.35, bloom=0.2, blur=0.0,
+    motion=0.0, noise=0.4, shot=0.0, chroma=0.0, vignette=0.0,
 )
 
 
@@ -132,7 +243,17 @@ def domain_style(domain: str, shift: float = 1.0) -> Style:
         else:
             values[fld.name] = a + shift * (b - a)
     # extrapolating beyond GTA (shift > 1) must not produce impossible values
-    values["sun"] = min(max(values["sun"], 0.0), 1.0)
-    for key in ("noise", "blur", "bonnet", "haze"):
+    for key in ("p_sunny", "p_dusk", "p_wet", "p_autumn", "material", "texture_style", "tone", "glass", "palms", "suv",
+                "yellow_lines", "cobbles"):
+        values[key] = min(max(values[key], 0.0), 1.0)
+    if values["p_sunny"] + values["p_dusk"] + values["p_wet"] > 1.0:
+        total = values["p_sunny"] + values["p_dusk"] + values["p_wet"]
+        for key in ("p_sunny", "p_dusk", "p_wet"):
+            values[key] /= total
+    for key in ("noise", "shot", "chroma", "blur", "motion", "bonnet", "haze", "bloom", "vignette", "gloss",
+                "grout", "reflect", "shadow_soft", "exposure_sd", "white_balance_sd", "gamma_sd", "saturation_sd"):
         values[key] = max(values[key], 0.0)
+    values["slab"] = max(values["slab"], 0.1)
+    values["window_pitch"] = max(values["window_pitch"], 1.5)
+    values["shadow"] = min(max(values["shadow"], 0.0), 0.9)
     return Style(**values)

@@ -26,7 +26,7 @@ from utils.paths import REPO_ROOT
 from .scene import render
 
 GENERATOR = "datasets.synthetic"  # the manifest's "generator": the package, whatever module writes the file
-GENERATOR_VERSION: int = 4
+GENERATOR_VERSION: int = 5
 """Bumped whenever the images a given seed produces change, so stale worlds are regenerated."""
 
 TRAIN_CITIES: tuple[str, ...] = ("aachen", "bremen", "darmstadt", "hamburg")
