@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from utils.checkpoint import safe_load
 from utils.errors import CheckpointError
 from utils.paths import REPO_ROOT
 
@@ -30,14 +31,9 @@ def read_state_dict(path: str | os.PathLike, hint: str = "") -> dict[str, torch.
     """Read a weights file (a state dict, or a dict holding one under "state_dict"/"model") on the CPU."""
     path = Path(path)
     fix = f" {hint}" if hint else f" Check the path, {_NO_WEIGHTS_HINT}."
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"weights file not found: {path}.{fix}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError... for damaged files
-        raise CheckpointError(f"cannot read weights file {path}: {type(e).__name__}: {str(e).splitlines()[0]}. "
-                              f"The file is truncated, not a PyTorch weights file, or holds more than tensors; "
-                              f"download it again.{fix}") from None
+    obj = safe_load(path, "cpu", what="weights file", fix=f"Download it again.{fix}")
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

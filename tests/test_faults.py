@@ -27,7 +27,7 @@ from test_steps import tiny_args
 from datasets import GTA5, Cityscapes
 from utils.checkpoint import atomic_save, previous_path
 from utils.config import Config, run_main
-from utils.errors import ConfigError, DatasetError
+from utils.errors import CheckpointError, ConfigError, DatasetError
 from utils.losses import SegLosses
 from utils.runs import Run
 
@@ -180,6 +180,82 @@ def test_bad_init_from_is_one_clear_message(tiny_world, tmp_path, capsys, bad_ch
     assert not (tmp_path / RUN / "results.json").exists()
 
 
+# Files that are not a readable checkpoint, as they turn up: an interrupted write or copy, a folder, a note.
+UNREADABLE = ["empty", "one_byte", "ten_bytes", "half", "all_but_one_byte", "not_a_zip", "folder", "text", "json"]
+
+
+def write_unreadable(path: Path, kind: str, good: bytes) -> None:
+    """Put an unreadable file of ``kind`` at ``path``, cut from the good checkpoint ``good`` where it is one."""
+    if kind == "folder":
+        path.mkdir(parents=True)
+        (path / "model.pt").write_bytes(good)
+        return
+    data = {"empty": b"", "one_byte": good[:1], "ten_bytes": good[:10], "half": good[: len(good) // 2],
+            "all_but_one_byte": good[:-1], "not_a_zip": bytes(range(256)) * 16, "text": b"best epoch: 3\n",
+            "json": b'{"model": "bisenet", "miou": 41.2}\n'}[kind]
+    path.write_bytes(data)
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory) -> Path:
+    from models import BiSeNet
+
+    path = tmp_path_factory.mktemp("good") / "good.pt"
+    model = BiSeNet(num_classes=19, pretrained=False)
+    atomic_save({"model": model.state_dict(), "model_spec": model.spec}, path)
+    return path
+
+
+def _says_what_it_is(message: str, path: Path, kind: str) -> None:
+    assert str(path) in message and "could execute code" not in message, message
+    expected = {"empty": "is empty", "folder": "is a folder", "text": "not a checkpoint",
+                "json": "is a JSON file, not a checkpoint", "not_a_zip": "not a checkpoint"}.get(
+        kind, "truncated or corrupt")
+    assert expected in message, message
+
+
+@pytest.mark.parametrize("kind", UNREADABLE)
+def test_every_unreadable_checkpoint_is_one_message_and_last_pt_falls_back(tmp_path, good_checkpoint, kind):
+    """Every way a file can fail to be a checkpoint, as last.pt (the previous one is used), as a weights file."""
+    from models._weights import read_state_dict
+    from utils.checkpoint import load_checkpoint, load_resumable
+
+    good = good_checkpoint.read_bytes()
+    last = tmp_path / "last.pt"
+    write_unreadable(last, kind, good)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(last)
+    _says_what_it_is(str(err.value), last, kind)
+    with pytest.raises(CheckpointError) as err:
+        load_resumable(last)  # no previous checkpoint: the damaged one is named
+    _says_what_it_is(str(err.value), last, kind)
+    previous_path(last).write_bytes(good)
+    obj, used = load_resumable(last)
+    assert used == previous_path(last) and "model_spec" in obj
+    with pytest.raises(CheckpointError) as err:
+        read_state_dict(last)
+    _says_what_it_is(str(err.value), last, kind)
+
+
+@pytest.mark.parametrize("kind", ["empty", "half", "folder", "json"])
+def test_unreadable_init_from_and_predict_checkpoint_are_one_message(tiny_world, tmp_path, capsys, good_checkpoint,
+                                                                     kind):
+    import predict
+
+    path = tmp_path / "bad.pt"
+    write_unreadable(path, kind, good_checkpoint.read_bytes())
+    err = user_error(tiny_args(tiny_world, tmp_path / "runs", f"--INIT_FROM={path}"), capsys)
+    _says_what_it_is(err, path, kind)
+    image = next((tiny_world / "Cityscapes").rglob("*_leftImg8bit.png"))
+    with pytest.raises(SystemExit) as exit_:
+        run_main(predict.main, ["--checkpoint", str(path), "--input", str(image), "--out", str(tmp_path / "out"),
+                                "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "Traceback" not in err
+    _says_what_it_is(err, path, kind)
+    assert not (tmp_path / "out").exists()
+
+
 def test_eval_only_without_a_checkpoint_says_what_to_pass(tiny_world, tmp_path, capsys):
     err = user_error(tiny_args(tiny_world, tmp_path, "--EVAL_ONLY=true"), capsys)
     assert "EVAL_ONLY=true without INIT_FROM" in err and str(tmp_path / RUN / "best.pt") in err
@@ -329,6 +405,9 @@ def test_truncated_last_pt_falls_back_to_the_previous_or_names_the_file(tiny_wor
     prev.unlink()
     err = user_error(args, capsys)
     assert str(last) in err and "truncated or corrupt" in err and "delete it to start again" in err
+    last.write_bytes(b"")  # a write that never began: empty, which once failed inside the error handler
+    err = user_error(args, capsys)
+    assert str(last) in err and "is empty" in err and "delete it to start again" in err
 
     prev.write_bytes(intact_prev)
     results = step2b(args)

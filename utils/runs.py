@@ -151,7 +151,7 @@ class Run:
                 shutil.rmtree(self.dir)
         if self.results_path.is_file():
             return "finished"
-        status = "resume" if (self.last.is_file() or previous_path(self.last).is_file()) else "new"
+        status = "resume" if (self.last.exists() or previous_path(self.last).exists()) else "new"
         if status == "new" and self.dir.exists() and self.overwrite:
             shutil.rmtree(self.dir)
         write_json(self.config_path, self.config)
