@@ -370,6 +370,71 @@ def test_signal_during_evaluation_saves_and_prints_the_resume_command(tiny_world
     assert (tmp_path / RUN / "results.json").is_file()
 
 
+def _cityscapes_of_two_sizes(tiny_world: Path, dest: Path) -> Path:
+    """A copy of the tiny world's Cityscapes whose every other val frame (image and label) is 48x96, not 64x128."""
+    from PIL import Image
+
+    shutil.copytree(tiny_world / "Cityscapes", dest, ignore=shutil.ignore_patterns("cache"))
+    images = sorted((dest / "leftImg8bit" / "val").rglob("*_leftImg8bit.png"))
+    for image in images[::2]:
+        label = dest / "gtFine" / "val" / image.parent.name / image.name.replace("leftImg8bit", "gtFine_labelIds")
+        Image.open(image).resize((96, 48), Image.BILINEAR).save(image)
+        Image.open(label).resize((96, 48), Image.NEAREST).save(label)
+    return dest
+
+
+@pytest.mark.parametrize("eval_size,eval_labels", [("native", "resized"), ("native", "full"), ("32,64", "full")])
+def test_evaluation_of_frames_of_several_sizes_equals_one_by_one(tiny_world, tmp_path, eval_size, eval_labels):
+    """Native-size images, or full-resolution labels, of frames of two sizes: the run's mIoU is the one of
+    evaluating every frame alone."""
+    from models import build_model
+    from utils.data import make_loader
+    from utils.engine import evaluate, setup_env
+
+    data = _cityscapes_of_two_sizes(tiny_world, tmp_path / "Cityscapes")
+    args = [a for a in tiny_args(tiny_world, tmp_path / "runs") if a != "--demo"]
+    results = step2b([*args, f"--CITYSCAPES_ROOT={data}", "--PRETRAINED=false", f"--EVAL_SIZE={eval_size}",
+                      f"--EVAL_LABELS={eval_labels}", "--BATCH_SIZE=4"])  # val batches mix the two sizes
+    ckpt = torch.load(Path(results["path"]) / "last.pt", weights_only=True)
+    model = build_model(ckpt["model_spec"])
+    model.load_state_dict(ckpt["trainer"]["model"])
+    size = None if eval_size == "native" else (32, 64)
+    val = Cityscapes(data, "val", size=size, full_labels=eval_labels == "full")
+    assert len({tuple(val[i][1].shape) for i in range(len(val))}) == 2
+    one_by_one = make_loader(val, 1, train=False, seed=0, device=torch.device("cpu"), num_workers=0)
+    alone = evaluate(model, one_by_one, setup_env("cpu", "auto"), progress=False).compute()  # the run's precision
+    assert results["miou"] == pytest.approx(alone["miou"], abs=1e-6)
+    assert results["per_class_iou"] == pytest.approx(alone["per_class_iou"], abs=1e-6)
+    assert results["eval_pixels"] == sum(int((val[i][1] != 255).sum()) for i in range(len(val)))
+
+
+def test_a_failed_evaluation_keeps_the_epoch_and_the_resumed_run_evaluates_it(tiny_world, tmp_path, capsys,
+                                                                               monkeypatch):
+    """Training is saved before it is evaluated: an evaluation that fails costs no training, and the same command
+    then evaluates the epoch it missed and ends as an uninterrupted run."""
+    import utils.engine
+
+    reference = step2b(tiny_args(tiny_world, tmp_path / "reference"))
+    real_evaluate = utils.engine.evaluate
+
+    def failing(*args, **kwargs):
+        raise DatasetError("val/x_gtFine_labelIds.png: cannot decode this image (simulated)")
+
+    args = tiny_args(tiny_world, tmp_path / "runs")
+    monkeypatch.setattr(utils.engine, "evaluate", failing)
+    err = user_error(args, capsys)
+    assert "cannot decode this image" in err
+    saved = torch.load(tmp_path / "runs" / RUN / "last.pt", weights_only=True)
+    assert saved["trainer"]["global_it"] == 2 and saved["state"]["unrecorded"]["epoch"] == 1
+    assert not (tmp_path / "runs" / RUN / "results.json").exists()
+    monkeypatch.setattr(utils.engine, "evaluate", real_evaluate)
+    results = step2b(args)
+    out = capsys.readouterr().out
+    assert "epoch 1 was trained but not evaluated" in out
+    assert results["iterations"] == 2 and len(_metrics(tmp_path / "runs")) == 2  # no iteration trained twice
+    assert results["miou"] == reference["miou"] and results["history"][0]["val_miou"] == reference["miou"]
+
+
 def _interrupt_at(monkeypatch, global_it: int) -> None:
     """SIGTERM to this process during iteration ``global_it + 1`` of the next step-script run."""
     import utils.engine

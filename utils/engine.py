@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from utils import distributed
 from utils.checkpoint import atomic_save, load_resumable, rng_state, set_rng_state
-from utils.data import make_loader
+from utils.data import SizeGroups, make_loader
 from utils.device import amp_name, autocast, device_name, resolve_amp, resolve_device
 from utils.errors import ConfigError, UserError
 from utils.fast import CHANNELS_LAST
@@ -271,28 +271,32 @@ def evaluate(model: nn.Module, loader, env: Env, num_classes: int | None = None,
     """One confusion matrix over the whole loader (never an average of per-batch mIoUs).
 
     Logits of another size than the label (``EVAL_SIZE="native"`` with a resized input) are upsampled to
-    the label, bilinearly, before the argmax. ``num_classes`` defaults to the model's. Under torchrun each
-    process evaluates its shard of the loader (no image twice) with the unwrapped model (a DDP forward would
-    wait for the other ranks at every batch, and shards may differ by one batch); the matrices are then summed.
+    the label, bilinearly, before the argmax. A batch of frames of several sizes (native-size images,
+    full-resolution labels) is evaluated one size at a time. ``num_classes`` defaults to the model's. Under
+    torchrun each process evaluates its shard of the loader (no image twice) with the unwrapped model (a DDP
+    forward would wait for the other ranks at every batch, and shards may differ by one batch); the matrices are
+    then summed.
     """
     model = distributed.unwrap(model)
     model.eval()
     cm = ConfusionMatrix(num_classes=num_classes or model.num_classes)
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(0, 0)
-    for images, labels in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
-        labels = env.labels(labels)
-        try:
-            with env.autocast():
-                logits = model(env.images(images))
-            if logits.shape[-2:] != labels.shape[-2:]:
-                logits = resize(logits.float(), labels.shape[-2:])
-        except torch.OutOfMemoryError:
-            raise TrainingError(
-                f"out of GPU memory while evaluating (batch {images.shape[0]} at {tuple(images.shape[-2:])}, "
-                f"labels {tuple(labels.shape[-2:])}): lower --BATCH_SIZE (evaluation uses it too) or --EVAL_SIZE."
-            ) from None
-        cm.update(pred=logits.argmax(1), target=labels)
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+        # Images (or full-resolution labels) of several sizes come as one batch per size (utils.data.SizeGroups).
+        for images, labels in batch if isinstance(batch, SizeGroups) else [batch]:
+            labels = env.labels(labels)
+            try:
+                with env.autocast():
+                    logits = model(env.images(images))
+                if logits.shape[-2:] != labels.shape[-2:]:
+                    logits = resize(logits.float(), labels.shape[-2:])
+            except torch.OutOfMemoryError:
+                raise TrainingError(
+                    f"out of GPU memory while evaluating (batch {images.shape[0]} at {tuple(images.shape[-2:])}, "
+                    f"labels {tuple(labels.shape[-2:])}): lower --BATCH_SIZE (evaluation uses it too) or "
+                    "--EVAL_SIZE.") from None
+            cm.update(pred=logits.argmax(1), target=labels)
     cm.reduce_from_all_processes()
     return cm
 
@@ -409,30 +413,45 @@ def _train(state: TrainState, iteration: Iteration, run: Run, loaders, record: d
                 save(run.last)
                 last_ckpt = time.monotonic()
 
+        def end_epoch(entry: dict) -> None:
+            """Evaluate the trained epoch when due, record it, save. Until then ``record["unrecorded"]`` holds its
+            entry in last.pt, so a run stopped in between (a failed evaluation) evaluates it when resumed."""
+            done = entry["epoch"]
+            best = False
+            if done % eval_every == 0 or done == epochs:
+                distributed.broadcast_buffers(state.model)
+                result = evaluation(evaluate(state.model, val_loader, env, progress=progress))
+                entry["val_miou"] = result["miou"]
+                record["last_eval"] = {**result, "epoch": done}
+                best = record["best_miou"] is None or result["miou"] > record["best_miou"]
+                if best:
+                    record["best_miou"] = result["miou"]
+            record["history"].append(entry)
+            record["unrecorded"] = None
+            record["train_seconds"] = seconds_before + time.perf_counter() - t_start
+            if best:
+                save(run.best)
+            save(run.last)
+            line = (f"epoch {done}/{epochs} loss {entry.get('loss', float('nan')):.4f} "
+                    f"lr {entry.get('lr', float('nan')):.3e}"
+                    + (f" val mIoU {entry['val_miou']:.2f}" if "val_miou" in entry else ""))
+            run.log(line)
+            epoch_bar.write(line) if progress else print(line)
+
+        if record.get("unrecorded"):
+            print(f"epoch {record['unrecorded']['epoch']} was trained but not evaluated and recorded before the run "
+                  "stopped: doing that first")
+            end_epoch(record["unrecorded"])
         for epoch in epoch_bar:
             record["epoch"] = epoch
             logs = train_one_epoch(state, iteration, train_loader, epoch, start_iter=record["iter_in_epoch"],
                                    on_iteration=on_iteration, progress=progress)
-            entry = {"epoch": epoch + 1, "global_it": state.global_it, **logs}
-            if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
-                distributed.broadcast_buffers(state.model)
-                result = evaluation(evaluate(state.model, val_loader, env, progress=progress))
-                entry["val_miou"] = result["miou"]
-                record["last_eval"] = {**result, "epoch": epoch + 1}
-                if record["best_miou"] is None or result["miou"] > record["best_miou"]:
-                    record["best_miou"] = result["miou"]
-                    record["epoch"], record["iter_in_epoch"] = epoch + 1, 0
-                    save(run.best)
-            record["history"].append(entry)
             record["epoch"], record["iter_in_epoch"] = epoch + 1, 0
+            record["unrecorded"] = {"epoch": epoch + 1, "global_it": state.global_it, **logs}
             record["train_seconds"] = seconds_before + time.perf_counter() - t_start
-            save(run.last)
+            save(run.last)  # the epoch's training is kept whatever its evaluation does
+            end_epoch(record["unrecorded"])
             last_ckpt = time.monotonic()
-            line = (f"epoch {epoch + 1}/{epochs} loss {logs.get('loss', float('nan')):.4f} "
-                    f"lr {logs.get('lr', float('nan')):.3e}"
-                    + (f" val mIoU {entry['val_miou']:.2f}" if "val_miou" in entry else ""))
-            run.log(line)
-            epoch_bar.write(line) if progress else print(line)
             # A signal during evaluation or the epoch's last iteration: last.pt was just saved.
             stop.stop_if_received(run, f"after epoch {epoch + 1}")
 
