@@ -193,12 +193,14 @@ def _cfg(tmp_path, **kw) -> Config:
 
 
 def test_run_refuses_changed_config_and_lists_differences(tmp_path):
-    assert Run(_cfg(tmp_path)).start() == "new"
+    run = Run(_cfg(tmp_path))
+    assert run.start() == "new"
+    atomic_save({"x": 1}, run.last)  # trained: a run to protect
     with pytest.raises(ConfigError, match=r"EPOCHS: 2 -> 3") as e:
         Run(_cfg(tmp_path, EPOCHS=3)).start()
     assert "OVERWRITE" in str(e.value)
     # keys that do not change what is computed may change
-    assert Run(_cfg(tmp_path, CHECKPOINT_MINUTES=1.0)).start() == "new"
+    assert Run(_cfg(tmp_path, CHECKPOINT_MINUTES=1.0)).start() == "resume"
     assert Run(_cfg(tmp_path, EPOCHS=3, OVERWRITE=True)).start() == "new"
     assert json.loads((tmp_path / "r" / "config.json").read_text())["EPOCHS"] == 3
 

@@ -584,13 +584,16 @@ def test_variant_runs_refuse_a_folder_of_another_experiment(tmp_path: Path) -> N
     """RUN_NAME of a multi-variant step pointing at another step's run, or at variants of another config."""
     single = Run(_cfg(tmp_path, STEP_KEY="2b"))
     single.start()
+    atomic_save({"config": single.config}, single.last)  # a run with training to keep
     with pytest.raises(ConfigError, match=r"holds runs of another experiment.*config.json") as err:
         Run(_cfg(tmp_path, STEP_KEY="3"), variant="none", variant_spec={}).start()
     assert "STEP_KEY: '2b' -> '3'" in str(err.value)
     assert single.config_path.is_file()
 
     other = tmp_path / "other"
-    assert Run(_cfg(other), variant="none", variant_spec={}).start() == "new"
+    none = Run(_cfg(other), variant="none", variant_spec={})
+    assert none.start() == "new"
+    atomic_save({"config": none.config}, none.last)
     # another variant of the same experiment: welcome
     assert Run(_cfg(other, VARIANTS=["flip"]), variant="flip", variant_spec={"hflip": 0.5}).start() == "new"
     # a variant of the same name with another config: the variants beside it would mix two configs
@@ -602,6 +605,45 @@ def test_variant_runs_refuse_a_folder_of_another_experiment(tmp_path: Path) -> N
 
     assert Run(_cfg(tmp_path, STEP_KEY="3", OVERWRITE=True), variant="none", variant_spec={}).start() == "new"
     assert not single.config_path.exists()
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_starts_afresh_when_fixed(tiny_world, tmp_path, capsys):
+    """A value caught late (here a missing INIT_FROM) leaves config.json and no checkpoint: the fixed command is
+    not refused as another config."""
+    missing = tmp_path / "nope.pt"
+    err = user_error(tiny_args(tiny_world, tmp_path, f"--INIT_FROM={missing}"), capsys)
+    assert str(missing) in err and "not found" in err
+    assert (tmp_path / RUN / "config.json").is_file() and not (tmp_path / RUN / "last.pt").exists()
+    results = step2b(tiny_args(tiny_world, tmp_path))
+    assert "stopped before its first checkpoint: starting afresh" in capsys.readouterr().out
+    assert results["iterations"] == 2 and results["config"]["INIT_FROM"] is None
+
+
+def test_half_made_variant_folders_start_afresh_but_runs_with_checkpoints_are_kept(tmp_path: Path) -> None:
+    """Variants alike: a half-made variant, a half-made variant beside it, a half-made single run at RUN_NAME."""
+    half = Run(_cfg(tmp_path), variant="none", variant_spec={})
+    half.start()
+    half.log("started")
+    assert Run(_cfg(tmp_path, EPOCHS=3), variant="none", variant_spec={}).start() == "new"  # the same variant
+    assert Run(_cfg(tmp_path, EPOCHS=5), variant="flip", variant_spec={"hflip": 0.5}).start() == "new"  # beside it
+    assert not (tmp_path / "r" / "none").exists()
+    assert json.loads((tmp_path / "r" / "flip" / "config.json").read_text())["EPOCHS"] == 5
+
+    single = Run(_cfg(tmp_path, RUN_NAME="s"))
+    single.start()
+    assert Run(_cfg(tmp_path, RUN_NAME="s", EPOCHS=4), variant="none", variant_spec={}).start() == "new"
+    assert not (tmp_path / "s" / "config.json").exists()
+
+    kept = Run(_cfg(tmp_path, RUN_NAME="k"), variant="none", variant_spec={})
+    kept.start()
+    atomic_save({"config": kept.config, "trainer": {}}, kept.last)
+    with pytest.raises(ConfigError, match="EPOCHS: 2 -> 3"):
+        Run(_cfg(tmp_path, RUN_NAME="k", EPOCHS=3), variant="none", variant_spec={}).start()
+    (kept.dir / "last.pt").unlink()
+    (kept.dir / "notes.txt").write_text("mine")  # not a file a run writes: the folder is not a half-made run
+    with pytest.raises(ConfigError, match="EPOCHS: 2 -> 3"):
+        Run(_cfg(tmp_path, RUN_NAME="k", EPOCHS=3), variant="none", variant_spec={}).start()
+    assert (kept.dir / "notes.txt").is_file()
 
 
 @pytest.mark.parametrize("name", ["", " ", ".", "..", "../elsewhere", "/tmp/abs", "a//b"])

@@ -2,7 +2,8 @@
 
 Re-running a run name: unfinished with the same config -> resume; finished with the same config ->
 reprint the stored results; a different config -> refused with the differences listed, unless
-``--OVERWRITE=true`` or a new ``RUN_NAME``.
+``--OVERWRITE=true`` or a new ``RUN_NAME``. A run that stopped before its first checkpoint (its config and log
+alone) holds nothing to resume or keep: a command with another config starts it afresh.
 """
 from __future__ import annotations
 
@@ -130,8 +131,11 @@ class Run:
         """
         if self.dir != self.root:
             self._check_experiment_root()
+        old, source = self._stored_config() if _contents(self.dir) else (None, "")
+        if old is not None and _half_made(self.dir) and config_diff(old, self.config, NON_IDENTITY_KEYS):
+            print(f"{self.dir} holds a run of another config that stopped before its first checkpoint: starting afresh")
+            _clear_half_made(self.dir)
         if _contents(self.dir):
-            old, source = self._stored_config()
             if old is None:
                 problem = (f"{self.dir} already holds files that are not a run of this config and no readable "
                            f"config.json ({source}); it may belong to another experiment.")
@@ -185,6 +189,9 @@ class Run:
     def _check_experiment_root(self) -> None:
         """A variant's ``RUNS_DIR/RUN_NAME`` must hold only variants of this experiment and their summary."""
         mine = {k: v for k, v in self.config.items() if k not in VARIANT_KEYS}
+        if _half_made(self.root):
+            print(f"{self.root} holds a run that stopped before its first checkpoint: starting afresh")
+            _clear_half_made(self.root)
         names = _contents(self.root)
         if not names:
             return
@@ -202,7 +209,12 @@ class Run:
                 foreign.append((path, [f"{name} is not a run of this experiment"]))
                 continue
             diffs = config_diff({k: v for k, v in old.items() if k not in VARIANT_KEYS}, mine, NON_IDENTITY_KEYS)
-            if diffs and self._previous_demo(diffs):
+            if diffs and path.is_dir() and _half_made(path):
+                print(f"removing {path}, a run of another config that stopped before its first checkpoint")
+                _clear_half_made(path)
+                if not any(path.iterdir()):
+                    path.rmdir()
+            elif diffs and self._previous_demo(diffs):
                 print(f"--demo: removing {path}, a run of other demo settings ({'; '.join(diffs)})")
                 shutil.rmtree(path)
             elif diffs:
@@ -246,6 +258,22 @@ def _contents(folder: Path) -> list[str]:
         return []
     return sorted(p.name for p in folder.iterdir()
                   if not p.name.startswith(".") and not (p.name.startswith("eval_") and p.suffix == ".json"))
+
+
+# What a run writes before its first checkpoint; a folder of nothing more has no training to resume or keep.
+_HALF_MADE_FILES = ("config.json", "log.txt", "metrics.csv")
+
+
+def _half_made(folder: Path) -> bool:
+    """A run that stopped before its first checkpoint (a late config error, a failed first evaluation): its
+    config and log, and no checkpoint, results or other file. Re-running with another config replaces it."""
+    names = _contents(folder)
+    return "config.json" in names and set(names) <= set(_HALF_MADE_FILES)
+
+
+def _clear_half_made(folder: Path) -> None:
+    for name in _HALF_MADE_FILES:
+        (folder / name).unlink(missing_ok=True)
 
 
 class MetricsCSV:
