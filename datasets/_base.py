@@ -11,7 +11,7 @@ from torchvision import tv_tensors
 
 from datasets import io, labels
 from datasets.cache import PreparedItems, find_cache
-from utils.errors import ConfigError, DatasetError
+from utils.errors import ConfigError, DatasetError, option
 
 Transform = Callable[[tv_tensors.Image, tv_tensors.Mask], tuple[tv_tensors.Image, tv_tensors.Mask]]
 
@@ -32,7 +32,7 @@ def check_size(size: tuple[int, int] | list[int] | None) -> tuple[int, int] | No
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ConfigError(f"{name}={value!r} is not valid; choose one of: {', '.join(choices)}")
+        raise ConfigError(f"{option(name, value)} is not valid; choose one of: {', '.join(choices)}")
     return value
 
 
@@ -63,6 +63,8 @@ class SegmentationDataset(Dataset):
     """
 
     samples: list[tuple[Path, Path]]
+    # The classes its labels hold (train ids 0..18; 255 is ignored): a model must predict as many.
+    num_classes: int = labels.NUM_CLASSES
     # Names the dataset to the prepared-set cache (datasets.cache): "cityscapes", "gta5", or None (not cached).
     cache_kind: str | None = None
     # Prepared items (datasets.cache), replacing decode + resize; augmentation still runs per item.

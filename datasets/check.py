@@ -24,7 +24,7 @@ from datasets import io, labels
 from datasets.cityscapes import IMAGE_FOLDERS, LABEL_SOURCES, SPLITS, Cityscapes
 from datasets.gta5 import LABEL_FORMATS, GTA5
 from utils.data import spread_indices
-from utils.errors import UserError
+from utils.errors import UserError, name_options
 
 # Above this share of ignored pixels the labels are most likely read in the wrong format.
 IGNORE_SHARE_WARNING = 0.5
@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "--max-images", type=int, default=200, metavar="N", help="decode at most N images per dataset (0: all)"
     )
     args = parser.parse_args(argv)
+    name_options({"label_format": "--label-format", "label_source": "--label-source"})
     if not args.cityscapes and not args.gta5:
         parser.error("give --cityscapes ROOT and/or --gta5 ROOT")
     reports = []

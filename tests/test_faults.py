@@ -532,14 +532,24 @@ def test_out_of_memory_in_evaluation_suggests_a_smaller_batch_or_size() -> None:
 @pytest.mark.parametrize("arg,expected", [
     ("--EPOCH=3", "Did you mean EPOCHS?"),
     ("--BATCH_SIZE=eight", "BATCH_SIZE expects an integer"),
-    ("--TRAIN_SIZE=big", "TRAIN_SIZE must be two positive integers"),
+    ("--TRAIN_SIZE=big", "TRAIN_SIZE must be two integers H,W"),
+    ("--TRAIN_SIZE=7,3", "TRAIN_SIZE must be two integers H,W (or HxW) of at least 32 each"),
+    ("--EVAL_SIZE=1x1", "EVAL_SIZE must be two integers H,W (or HxW) of at least 32 each"),
+    ("--TRAIN_SIZE=31,64", "TRAIN_SIZE must be two integers H,W (or HxW) of at least 32 each"),
+    ("--SEED=-1", "SEED must be in [0, 4294967295], got -1"),
+    ("--SEED=4294967296", "SEED must be in [0, 4294967295], got 4294967296"),
+    ("--MOMENTUM=5", "MOMENTUM must be in [0, 1), got 5"),
+    ("--MOMENTUM=1", "MOMENTUM must be in [0, 1), got 1"),
+    ("--MOMENTUM=-0.1", "MOMENTUM must be in [0, 1), got -0.1"),
+    ("--NUM_WORKERS=-5", "NUM_WORKERS must be at least -1, got -5"),
+    ("--BETAS=0.9,1.5", "BETAS must be in [0, 1) each, got 0.9,1.5"),
     ("--EPOCHS=0", "EPOCHS must be at least 1, got 0"),
     ("--BATCH_SIZE=0", "BATCH_SIZE must be at least 1, got 0"),
     ("--BATCH_SIZE=-4", "BATCH_SIZE must be at least 1, got -4"),
-    ("--TRAIN_SIZE=0,64", "TRAIN_SIZE must be two positive integers"),
-    ("--EVAL_SIZE=-32,64", "EVAL_SIZE must be two positive integers"),
-    ("--FLOPS_SIZE=512", "FLOPS_SIZE must be two positive integers"),
-    ("--LATENCY_SIZE=0x0", "LATENCY_SIZE must be two positive integers"),
+    ("--TRAIN_SIZE=0,64", "TRAIN_SIZE must be two integers H,W (or HxW) of at least 32 each"),
+    ("--EVAL_SIZE=-32,64", "EVAL_SIZE must be two integers H,W"),
+    ("--FLOPS_SIZE=512", "FLOPS_SIZE must be two integers H,W"),
+    ("--LATENCY_SIZE=0x0", "LATENCY_SIZE must be two integers H,W"),
     ("--EVAL_EVERY=0", "EVAL_EVERY must be at least 1"),
     ("--LATENCY_ITERS=0", "LATENCY_ITERS must be at least 1"),
     ("--LR=-0.01", "LR must be at least 0"),
@@ -555,16 +565,44 @@ def test_bad_config_value_is_refused_before_anything_runs(tmp_path, capsys, arg,
 
 
 def test_demo_defaults_pass_the_bounds() -> None:
-    """Every step script's defaults and DEMO values are within the bounds the command line is held to."""
+    """Every step script's defaults, DEMO and STUDY values are within the bounds the command line is held to."""
     import importlib
 
     from utils.config import load_config
 
     for name in ("step2a_deeplab_cityscapes", "step2b_bisenet_cityscapes", "step3a3b_gta_to_cityscapes",
-                 "step4_5_adversarial"):
+                 "step4_5_adversarial", "step6_uda_methods"):
         ns = vars(importlib.import_module(name))
         load_config(ns, [])
         load_config(ns, ["--demo"])
+        if "STUDY" in ns:
+            load_config(ns, ["--study"])
+
+
+@pytest.mark.parametrize("classes", [5, 30])
+def test_num_classes_other_than_the_labels_is_refused_naming_the_key(tiny_world, tmp_path, capsys, classes):
+    """Cityscapes and GTA5 labels hold 19 train ids: a model of 5 or 30 classes would report a wrong mIoU."""
+    err = user_error(tiny_args(tiny_world, tmp_path, f"--NUM_CLASSES={classes}"), capsys)
+    assert f"--NUM_CLASSES={classes} does not fit the data" in err and "Use --NUM_CLASSES=19" in err
+    assert not (tmp_path / RUN / "last.pt").exists() and not (tmp_path / RUN / "metrics.csv").exists()
+    assert step2b(tiny_args(tiny_world, tmp_path))["iterations"] == 2  # the fixed command starts afresh
+
+
+def test_messages_name_the_scripts_own_key(tiny_world, tmp_path, capsys):
+    """A library argument (the GTA5 dataset's label_format) is named as the step script's key."""
+    from step3a3b_gta_to_cityscapes import main as step3
+
+    gta = tmp_path / "gta"
+    make_gta5(gta, n=4, fmt="trainIds")  # greyscale labels: the format must be named
+    args = [a for a in tiny_args(tiny_world, tmp_path / "runs") if a != "--demo"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run_main(step3, [*args, f"--GTA5_ROOT={gta}", f"--CITYSCAPES_ROOT={tiny_world / 'Cityscapes'}",
+                         "--PRETRAINED=false"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "Traceback" not in err
+    assert "--GTA5_LABEL_FORMAT=trainIds" in err and "label_format=" not in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_output_folder_of_another_experiment_is_never_overwritten(tiny_world, tmp_path, capsys):

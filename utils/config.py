@@ -27,9 +27,9 @@ default the listed strings are accepted as alternatives to a value of the defaul
 may be ``native``).
 
 After parsing, values that cannot be right are refused by name (a crash hours later is worse): any
-``*_SIZE`` key holds positive sizes (an int of at least 1, or two of them as (H, W)), and each key of
-``COMMON_BOUNDS`` and of the script's own ``BOUNDS`` table (``{"LR": 0, "EVAL_EVERY": 1, ...}``) is at least
-its bound.
+``*_SIZE`` key holds an int of at least 1 or an (H, W) size with each side at least ``MIN_SIDE``, and each key
+of ``COMMON_BOUNDS`` and of the script's own ``BOUNDS`` table (``{"LR": 0, "MOMENTUM": "[0, 1)", ...}``) keeps
+its bound: a number is the least value, an interval string bounds both sides, a list is held to it elementwise.
 
 ``--demo`` applies the script's ``DEMO`` overrides first, then the user's, and appends ``-demo`` to
 ``RUN_NAME``. ``DEMO`` values written as strings are parsed like command-line values; other Python values
@@ -52,7 +52,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from utils.device import AMP_CHOICES
-from utils.errors import ConfigError, UserError
+from utils.errors import ConfigError, UserError, name_options
 from utils.fast import COMPILE_CHOICES
 
 __all__ = ["Config", "load_config", "config_diff", "run_main", "format_value", "parse_size"]
@@ -68,8 +68,15 @@ DEMO_SUFFIX = "-demo"
 STUDY_SUFFIX = "-study"
 # The two run modes on the synthetic world: flag -> (the script's overrides table, RUN_NAME suffix).
 _MODES = {"demo": ("DEMO", DEMO_SUFFIX), "study": ("STUDY", STUDY_SUFFIX)}
-# Lower bounds of keys every script has; a script adds its own in ``BOUNDS``, beside its constants.
-COMMON_BOUNDS: dict[str, float] = {"EPOCHS": 1, "LATENCY_ITERS": 1, "CHECKPOINT_MINUTES": 0}
+# Bounds of keys every script has; a script adds its own in ``BOUNDS``, beside its constants, and both hold. A
+# bound is a number (the least value) or an interval such as "[0, 1)"; a list or tuple is held to it elementwise.
+COMMON_BOUNDS: dict[str, float | str] = {"EPOCHS": 1, "LATENCY_ITERS": 1, "CHECKPOINT_MINUTES": 0,
+                                         "SEED": "[0, 4294967295]", "NUM_WORKERS": -1, "MOMENTUM": "[0, 1)",
+                                         "BETAS": "[0, 1)", "DISC_BETAS": "[0, 1)"}
+# The least side of an (H, W) size: the networks downsample 32x, so a smaller side leaves them no pixel.
+MIN_SIDE = 32
+SIZE_RULE = f"two integers H,W (or HxW) of at least {MIN_SIDE} each"
+_INTERVAL_RE = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])\s*$")
 
 
 class Config(dict):
@@ -220,7 +227,7 @@ class _Parser:
             return _parse_typed(raw, default)
         except SizeError:
             alternatives = f", or one of {', '.join(choices)}" if choices else ""
-            raise ConfigError(f"{where}: {key} must be two positive integers H,W (e.g. --{key}=512,1024)"
+            raise ConfigError(f"{where}: {key} must be {SIZE_RULE} (e.g. --{key}=512,1024)"
                               f"{alternatives}, got {raw!r}.") from None
         except ValueError as e:
             expected = _type_name(default)
@@ -295,15 +302,21 @@ class SizeError(argparse.ArgumentTypeError, ValueError):
     """A size that is not two integers; argparse prints its message, and it is a ValueError elsewhere."""
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``"512x1024"`` or ``"512,1024"`` -> ``(512, 1024)``: the one way sizes are read from a command line."""
+def parse_size(text: str, min_side: int = 1) -> tuple[int, int]:
+    """``"512x1024"`` or ``"512,1024"`` -> ``(512, 1024)``: the one way sizes are read from a command line.
+
+    Args:
+        text: the size as typed.
+        min_side: the least height and width (``MIN_SIDE`` for a network's input).
+    """
     parts = re.split(r"[xX,]", text.strip())
     try:
         h, w = (int(p) for p in parts)
     except ValueError:
         raise SizeError(f"expected a size H,W or HxW such as 512,1024, got {text!r}") from None
-    if h < 1 or w < 1:
-        raise SizeError(f"a size must be two positive integers H,W such as 512,1024, got {text!r}")
+    if h < min_side or w < min_side:
+        what = "positive integers" if min_side <= 1 else f"integers of at least {min_side} each"
+        raise SizeError(f"a size must be two {what} H,W such as 512,1024, got {text!r}")
     return h, w
 
 
@@ -416,8 +429,9 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     defaults = {k: v for k, v in namespace.items() if _is_config_key(k, v)}
     choices = {k: tuple(v) for k, v in COMMON_CHOICES.items() if k in defaults}
     choices.update({k: tuple(v) for k, v in (namespace.get("CHOICES") or {}).items()})
-    bounds = {k: v for k, v in COMMON_BOUNDS.items() if k in defaults}
-    bounds.update(namespace.get("BOUNDS") or {})
+    bounds: dict[str, list] = {k: [v] for k, v in COMMON_BOUNDS.items() if k in defaults}
+    for k, v in (namespace.get("BOUNDS") or {}).items():
+        bounds.setdefault(k, []).append(v)
     parser = _Parser(defaults, choices)
     for k in choices:
         parser.resolve_key(k, f"CHOICES[{k!r}]")
@@ -477,24 +491,55 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
         if where is None:
             where = f"{table}[{key!r}]" if key in mode_overrides else key
         _check_bounds(key, value, where, bounds)
+    name_options(_spellings(defaults))
     if suffix and isinstance(values.get("RUN_NAME"), str) and not values["RUN_NAME"].endswith(suffix):
         values["RUN_NAME"] += suffix
     return Config(values, demo=modes["demo"], study=modes["study"], overrides=overrides)
 
 
-def _check_bounds(key: str, value: Any, where: str, bounds: Mapping[str, float]) -> None:
-    """ConfigError for a size that is not positive or a value below its bound."""
+def _spellings(keys: Iterable[str]) -> dict[str, str]:
+    """How library arguments are typed as this script's keys: ``num_classes`` -> ``--NUM_CLASSES``, and a suffix
+    of two words or more that ends one key alone (``label_format`` -> ``--GTA5_LABEL_FORMAT``)."""
+    exact, by_suffix = {}, {}
+    for key in keys:
+        words = key.lower().split("_")
+        exact[key.lower()] = f"--{key}"
+        for i in range(1, len(words) - 1):
+            by_suffix.setdefault("_".join(words[i:]), []).append(f"--{key}")
+    unique = {arg: names[0] for arg, names in by_suffix.items() if len(names) == 1}
+    return {**unique, **exact}
+
+
+def _check_bounds(key: str, value: Any, where: str, bounds: Mapping[str, list]) -> None:
+    """ConfigError for a size that is not two integers of at least ``MIN_SIDE``, or a value outside its bounds."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return
     if key.endswith("_SIZE") and isinstance(value, (list, tuple)):
-        ok = len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+        ok = len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= MIN_SIDE for v in value)
         if not ok:
-            raise ConfigError(f"{where}: {key} must be two positive integers H,W (e.g. --{key}=512,1024), "
+            raise ConfigError(f"{where}: {key} must be {SIZE_RULE} (e.g. --{key}=512,1024), "
                               f"got {format_value(value)}.")
         return
-    bound = 1 if key.endswith("_SIZE") else bounds.get(key)
-    if bound is not None and isinstance(value, (int, float)) and not value >= bound:
-        raise ConfigError(f"{where}: {key} must be at least {bound}, got {format_value(value)}.")
+    rules = [1] if key.endswith("_SIZE") else bounds.get(key, [])
+    for rule in rules:
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not _within(v, rule):
+                what = f"at least {rule}" if isinstance(rule, (int, float)) else f"in {rule}"
+                each = " each" if isinstance(value, (list, tuple)) else ""
+                raise ConfigError(f"{where}: {key} must be {what}{each}, got {format_value(value)}.")
+
+
+def _within(v: float, rule: float | str) -> bool:
+    """Whether ``v`` keeps a bound: a number is the least value, "[lo, hi]" or "[lo, hi)" an interval."""
+    if isinstance(rule, (int, float)):
+        return v >= rule
+    m = _INTERVAL_RE.match(rule)
+    if m is None:
+        raise ValueError(f"a bound is a number or an interval such as '[0, 1)', not {rule!r}")
+    lo, hi = float(m.group(2)), float(m.group(3))
+    low_ok = v >= lo if m.group(1) == "[" else v > lo
+    high_ok = v <= hi if m.group(4) == "]" else v < hi
+    return low_ok and high_ok  # NaN keeps no bound
 
 
 def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> Any:

@@ -23,7 +23,7 @@ from utils import distributed
 from utils.checkpoint import atomic_save, load_resumable, rng_state, set_rng_state
 from utils.data import SizeGroups, make_loader
 from utils.device import amp_name, autocast, device_name, resolve_amp, resolve_device
-from utils.errors import ConfigError, UserError
+from utils.errors import ConfigError, UserError, option
 from utils.fast import CHANNELS_LAST
 from utils.metrics import ConfusionMatrix
 from utils.ops import resize
@@ -356,6 +356,7 @@ def fit(state: TrainState, iteration: Iteration, run: Run, train_loader, val_loa
     ``train_seconds``, and for a trained run ``best_miou`` and ``history``.
     """
     env = state.env
+    check_classes(state.model, train_loader.dataset, val_loader.dataset)
     if run.status == "evaluate":
         return _evaluate_checkpoint(state, run, val_loader)
     if run.status not in ("new", "resume"):
@@ -456,6 +457,22 @@ def _train(state: TrainState, iteration: Iteration, run: Run, loaders, record: d
             stop.stop_if_received(run, f"after epoch {epoch + 1}")
 
 
+def check_classes(model: nn.Module, *datasets) -> None:
+    """ConfigError when ``model`` predicts another number of classes than the labels of ``datasets`` hold (their
+    ``num_classes``, looked up through wrappers such as ``Subset``): its mIoU would be over the wrong classes."""
+    predicted = distributed.unwrap(model).num_classes
+    for dataset in datasets:
+        inner = dataset
+        while getattr(inner, "num_classes", None) is None and hasattr(inner, "dataset"):
+            inner = inner.dataset
+        held = getattr(inner, "num_classes", None)
+        if held is not None and held != predicted:
+            raise ConfigError(f"{option('num_classes', predicted)} does not fit the data: the labels of "
+                              f"{type(inner).__name__} hold {held} classes (train ids 0..{held - 1}, 255 ignored), so "
+                              f"a model of {predicted} classes would be trained and scored on the wrong classes. Use "
+                              f"{option('num_classes', held)}.")
+
+
 def _evaluate_checkpoint(state: TrainState, run: Run, val_loader) -> dict:
     """``EVAL_ONLY``: the model's weights from ``run.eval_checkpoint``, evaluated once."""
     model = distributed.unwrap(state.model)
@@ -469,4 +486,5 @@ def _evaluate_checkpoint(state: TrainState, run: Run, val_loader) -> dict:
 
 
 __all__ = ["Env", "TrainState", "TrainingError", "Interrupted", "NonFiniteLoss", "setup_env", "seed_everything",
-           "make_optimizer", "check_finite", "train_iteration", "train_one_epoch", "evaluate", "evaluation", "fit"]
+           "make_optimizer", "check_finite", "train_iteration", "train_one_epoch", "evaluate", "evaluation", "fit",
+           "check_classes"]
