@@ -21,7 +21,7 @@ EVAL_SIZE = (512, 1024)                # (H, W) the network's input for evaluati
 EVAL_LABELS = "resized"                # resized (course: labels nearest-resized to EVAL_SIZE) | full (official)
 TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 NUM_CLASSES = 19                       # Cityscapes train classes
-PRETRAINED = True                      # ImageNet weights for the ResNet18 context path (torchvision)
+PRETRAINED = "imagenet"                # imagenet (torchvision ResNet18) | none | a weights file, for the context path
 EPOCHS = 50                            # passes over the GTA5 training split
 BATCH_SIZE = 8                         # images per iteration (>= 2: BatchNorm on pooled 1x1 maps)
 LR = 2.5e-2                            # base learning rate, poly schedule (power 0.9) per iteration
@@ -58,12 +58,12 @@ CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"),
            "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny")}
 BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "MOMENTUM": 0, "WEIGHT_DECAY": 0,
           "AUX_WEIGHT": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
-DEMO = {"TRAIN_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False, "EPOCHS": 2,
+DEMO = {"TRAIN_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": "none", "EPOCHS": 2,
         "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3, "VARIANTS": "none,full"}
 
 # The adaptation study's recipe (study.py; step 2b's STUDY says why); TRAIN_IMAGES: as many images as the
 # target's train split.
-STUDY = {"TRAIN_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False, "BATCH_SIZE": 4,
+STUDY = {"TRAIN_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": "none", "BATCH_SIZE": 4,
          "TRAIN_IMAGES": 300, "EPOCHS": 8, "EVAL_EVERY": 8, "FLOPS_SIZE": (80, 160), "LATENCY_SIZE": (80, 160),
          "LATENCY_ITERS": 3}
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     from datasets.prepare import use_prepared_for_demo
     from datasets.synthetic import demo_world
     from datasets.transforms import build_augmentation
-    from models import BiSeNet
+    from models import BiSeNet, pretrained_arg
     from utils.data import limit
     from utils.engine import (TrainState, evaluate, fit, make_optimizer, seed_everything, setup_env,
                               train_iteration)
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
             use_prepared_for_demo(all_train, images_read=cfg.EPOCHS * len(train_set))
 
         seed_everything(cfg.SEED)
-        model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18", pretrained=cfg.PRETRAINED)
+        model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18",
+                        pretrained=pretrained_arg(cfg.PRETRAINED))
         if cfg.INIT_FROM and run.status == "new":
             model.load_weights(cfg.INIT_FROM)
         net = env.place(model)  # on the device; a DDP wrapper under torchrun

@@ -23,7 +23,7 @@ EVAL_LABELS = "resized"                # resized (course: labels nearest-resized
 TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 SOURCE_AUGMENT = {"hflip": 0.5, "color_jitter": 0.5, "blur": 0.5}  # best step-3 set, on source images
 NUM_CLASSES = 19                       # Cityscapes train classes
-PRETRAINED = True                      # ImageNet weights for the ResNet18 context path (torchvision)
+PRETRAINED = "imagenet"                # imagenet (torchvision ResNet18) | none | a weights file, for the context path
 EPOCHS = 50                            # passes over the GTA5 training set
 BATCH_SIZE = 8                         # source (and target) images per iteration (>= 2)
 LR = 2.5e-2                            # SGD base learning rate, poly schedule (power 0.9)
@@ -69,13 +69,13 @@ BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "ADAM_L
           "WEIGHT_DECAY": 0, "AUX_WEIGHT": 0, "FOCAL_GAMMA": 0, "LAMBDA_ADV": 0,
           "DISC_LR": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
 # Adversarial iterations cost twice a source-only one (target forward/backward, discriminator).
-DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False,
+DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": "none",
         "EPOCHS": 2, "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "ADAM_LR": 1e-3, "EVAL_EVERY": 2,
         "LATENCY_ITERS": 3, "VARIANTS": "source_only,adv_ce_sgd,adv_focal_adam"}
 
 # The adaptation study's recipe (study.py): its rows start from step 3's augmented run (INIT_FROM, passed by
 # study.py) and train 4 more epochs.
-STUDY = {"TRAIN_SIZE": (80, 160), "TARGET_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False,
+STUDY = {"TRAIN_SIZE": (80, 160), "TARGET_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": "none",
          "BATCH_SIZE": 4, "TRAIN_IMAGES": 300, "EPOCHS": 4, "EVAL_EVERY": 4, "FLOPS_SIZE": (80, 160),
          "LATENCY_SIZE": (80, 160), "LATENCY_ITERS": 3}
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     from datasets.prepare import use_prepared_for_demo
     from datasets.synthetic import demo_world
     from datasets.transforms import build_augmentation
-    from models import BiSeNet, FCDiscriminator
+    from models import BiSeNet, FCDiscriminator, pretrained_arg
     from utils.adaptation import adversarial_iteration
     from utils.data import BatchStream, limit
     from utils.engine import TrainState, fit, make_optimizer, seed_everything, setup_env, train_iteration
@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
                 use_prepared_for_demo(target, images_read=cfg.EPOCHS * len(source))
 
         seed_everything(cfg.SEED)
-        model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18", pretrained=cfg.PRETRAINED)
+        model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18",
+                        pretrained=pretrained_arg(cfg.PRETRAINED))
         if cfg.INIT_FROM and run.status == "new":  # e.g. from the source-only run
             model.load_weights(cfg.INIT_FROM)
         net = env.place(model, find_unused_parameters=v["adversarial"])  # target forwards skip the aux heads

@@ -180,7 +180,7 @@ def test_unknown_key_suggests_and_lists(ns):
 def test_wrong_type(ns, arg, pattern):
     with pytest.raises(ConfigError, match=pattern) as e:
         load(ns, arg)
-    assert "Valid keys: RUNS_DIR" in str(e.value)
+    assert "Valid keys" not in str(e.value)  # the key is right, its value is not: that key's values are named
 
 
 @pytest.mark.parametrize("argv,pattern", [(["EPOCHS=3"], "unexpected argument 'EPOCHS=3'"),

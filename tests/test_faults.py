@@ -393,7 +393,7 @@ def test_evaluation_of_frames_of_several_sizes_equals_one_by_one(tiny_world, tmp
 
     data = _cityscapes_of_two_sizes(tiny_world, tmp_path / "Cityscapes")
     args = [a for a in tiny_args(tiny_world, tmp_path / "runs") if a != "--demo"]
-    results = step2b([*args, f"--CITYSCAPES_ROOT={data}", "--PRETRAINED=false", f"--EVAL_SIZE={eval_size}",
+    results = step2b([*args, f"--CITYSCAPES_ROOT={data}", "--PRETRAINED=none", f"--EVAL_SIZE={eval_size}",
                       f"--EVAL_LABELS={eval_labels}", "--BATCH_SIZE=4"])  # val batches mix the two sizes
     ckpt = torch.load(Path(results["path"]) / "last.pt", weights_only=True)
     model = build_model(ckpt["model_spec"])
@@ -598,11 +598,70 @@ def test_messages_name_the_scripts_own_key(tiny_world, tmp_path, capsys):
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         run_main(step3, [*args, f"--GTA5_ROOT={gta}", f"--CITYSCAPES_ROOT={tiny_world / 'Cityscapes'}",
-                         "--PRETRAINED=false"])
+                         "--PRETRAINED=none"])
     err = capsys.readouterr().err
     assert exit_.value.code == 1 and "Traceback" not in err
     assert "--GTA5_LABEL_FORMAT=trainIds" in err and "label_format=" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_only_the_config_block_is_options_and_a_wrong_value_names_its_values(tmp_path):
+    """Tables below a script's settings (the study's GAINS, step 6's METHODS) are not options, and --help does not
+    list them; a wrong value names that key's valid values, an unknown key lists the keys."""
+    for script, table in (("study.py", "GAINS"), ("step6_uda_methods.py", "METHODS"), ("study.py", "ROW_SPECS")):
+        done = _run(script, f"--{table}=dacs", f"--RUNS_DIR={tmp_path}")
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"unknown option --{table}" in done.stderr and "Valid keys: RUNS_DIR" in done.stderr
+        assert f"{table}," not in done.stderr.split("Valid keys:")[1]
+        shown = _run(script, "--help").stdout
+        assert f"--{table}=" not in shown and "--RUNS_DIR=" in shown
+    done = _run("step2b_bisenet_cityscapes.py", "--OPTIMIZER=adamw", f"--RUNS_DIR={tmp_path}")
+    assert done.returncode == 1 and "OPTIMIZER must be one of sgd, adam; got 'adamw'" in done.stderr
+    done = _run("step4_5_adversarial.py", "--DETERMINISTIC=maybe", f"--RUNS_DIR={tmp_path}")
+    assert done.returncode == 1 and "DETERMINISTIC expects a bool (true/false/1/0/yes/no)" in done.stderr
+    assert "Valid keys" not in done.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_pretrained_is_one_vocabulary_and_runs_made_with_true_false_are_reused(tiny_world, tmp_path, capsys):
+    """imagenet, none or a weights file in every script; true/false mean imagenet/none, so a finished study row
+    whose config.json says PRETRAINED false (as the study wrote them) is reused, not refused or retrained."""
+    import importlib
+
+    from utils.config import load_config
+
+    for name in ("step2a_deeplab_cityscapes", "step2b_bisenet_cityscapes", "step3a3b_gta_to_cityscapes",
+                 "step4_5_adversarial", "step6_uda_methods"):
+        ns = vars(importlib.import_module(name))
+        assert load_config(ns, ["--PRETRAINED=true"]).PRETRAINED == "imagenet"
+        assert load_config(ns, ["--PRETRAINED=False"]).PRETRAINED == "none"
+        assert load_config(ns, ["--PRETRAINED=none"]).PRETRAINED == "none"
+        assert load_config(ns, ["--PRETRAINED=w/r18.pth"]).PRETRAINED == "w/r18.pth"
+        assert load_config(ns, ["--demo"]).PRETRAINED == "none"
+    args = [a for a in tiny_args(tiny_world, tmp_path) if a != "--demo"] + ["--study", "--SEED=1"]
+    first = step2b(args)  # a study row, shortened (the tiny world, one epoch)
+    folder = Path(first["path"])
+    for name in ("config.json", "results.json"):  # as the study wrote them before PRETRAINED took words
+        stored = json.loads((folder / name).read_text())
+        (stored.get("config") or stored)["PRETRAINED"] = False
+        (folder / name).write_text(json.dumps(stored))
+    capsys.readouterr()
+    again = step2b(args)
+    assert "already finished with this config" in capsys.readouterr().out and again["miou"] == first["miou"]
+    (folder / "results.json").unlink()
+    resumed = step2b(args)  # unfinished: resumed (from the last epoch's checkpoint), not refused
+    assert "resuming" in capsys.readouterr().out and resumed["iterations"] == first["iterations"]
+    from utils.report import group_by_seed
+
+    old, new = json.loads((folder / "results.json").read_text()), dict(first)
+    old["config"]["PRETRAINED"] = False
+    assert len(group_by_seed([old, new])) == 1  # the report averages them as one experiment
+    err = user_error([*args, "--PRETRAINED=imagenet"], capsys)
+    assert "PRETRAINED: 'none' -> 'imagenet'" in err
 
 
 def test_output_folder_of_another_experiment_is_never_overwritten(tiny_world, tmp_path, capsys):

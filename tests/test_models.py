@@ -427,7 +427,7 @@ def test_pretrained_true_offline_is_a_clear_error(monkeypatch, tmp_path):
         BiSeNet(pretrained=True)
     message = str(err.value)
     assert str(tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in message
-    assert "PRETRAINED = False" in message and "download.pytorch.org" in message
+    assert "--PRETRAINED=none" in message and "download.pytorch.org" in message
 
 
 @pytest.fixture(scope="module")
@@ -489,7 +489,7 @@ def test_course_constructor_with_missing_file(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CheckpointError, match="DeepLab_resnet_pretrained_imagenet.pth") as err:
         get_deeplab_v2()
-    assert "PRETRAINED = False" in str(err.value)
+    assert "--PRETRAINED=none" in str(err.value)
     model = get_deeplab_v2(num_classes=16, pretrain=False)
     assert model.num_classes == 16 and not model.freeze_bn
 

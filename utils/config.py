@@ -24,7 +24,12 @@ Command line: ``--KEY=value`` or ``--KEY value`` (key case-insensitive, ``-`` ma
 ending in ``:N`` (e.g. ``"cuda:N"``) accepts that prefix alone or followed by ``:`` and an integer
 (``cuda``, ``cuda:1``). For any other
 default the listed strings are accepted as alternatives to a value of the default's type (``EVAL_SIZE``
-may be ``native``).
+may be ``native``). A choice ``"<file>"`` (``FILE_CHOICE``) takes any other value as a file's path, and
+``COMMON_ALIASES`` gives other spellings of a value that mean it (``PRETRAINED``: ``true`` is ``imagenet``,
+``false`` is ``none``, also when comparing a run's stored config).
+
+Only the constants of the CONFIG block are settings: those above the script's first table (``CHOICES``,
+``BOUNDS``, ``DEMO``, ``STUDY``). Constants below the tables are data the script reads, not options.
 
 After parsing, values that cannot be right are refused by name (a crash hours later is worse): any
 ``*_SIZE`` key holds an int of at least 1 or an (H, W) size with each side at least ``MIN_SIDE``, and each key
@@ -55,12 +60,18 @@ from utils.device import AMP_CHOICES
 from utils.errors import ConfigError, UserError, name_options
 from utils.fast import COMPILE_CHOICES
 
-__all__ = ["Config", "load_config", "config_diff", "run_main", "format_value", "parse_size"]
+__all__ = ["Config", "load_config", "config_diff", "run_main", "format_value", "parse_size", "settings",
+           "canonical"]
 
 _KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _RESERVED = ("DEMO", "STUDY", "CHOICES", "BOUNDS")
+# A choice that takes any other value as a file's path (PRETRAINED: imagenet, none, or a weights file).
+FILE_CHOICE = "<file>"
 # Choices every script that has the key shares, so the allowed values live in one place.
-COMMON_CHOICES = {"COMPILE": COMPILE_CHOICES, "AMP": AMP_CHOICES}
+COMMON_CHOICES = {"COMPILE": COMPILE_CHOICES, "AMP": AMP_CHOICES, "PRETRAINED": ("imagenet", "none", FILE_CHOICE)}
+# Other spellings of a value, kept so that a run made with one (config.json from before PRETRAINED had one
+# vocabulary) equals a run made with the value: key -> {alias (as format_value writes it, lower case): value}.
+COMMON_ALIASES = {"PRETRAINED": {"true": "imagenet", "false": "none"}}
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 _INT_RE = re.compile(r"^[+-]?\d+(_\d+)*$")
@@ -130,10 +141,11 @@ def to_json(v: Any) -> Any:
 def config_diff(a: Mapping[str, Any], b: Mapping[str, Any], ignore: Iterable[str] = ()) -> list[str]:
     """Human-readable differences between two configs, e.g. ``["EPOCHS: 2 -> 3"]``, skipping ``ignore``.
 
-    Values are compared in their JSON form, so a tuple equals the list it was saved as.
+    Values are compared in their JSON form, so a tuple equals the list it was saved as, and an alias of
+    ``COMMON_ALIASES`` equals its value (a config.json saying PRETRAINED false equals one saying none).
     """
     ignore = set(ignore)
-    a, b = to_json(dict(a)), to_json(dict(b))
+    a, b = (to_json({k: canonical(k, v) for k, v in c.items()}) for c in (a, b))
     out = []
     for key in list(a) + [k for k in b if k not in a]:
         if key in ignore:
@@ -182,6 +194,10 @@ def _type_name(default: Any) -> str:
     return type(default).__name__
 
 
+def _choices_text(choices: Iterable[str]) -> str:
+    return ", ".join("a file path" if c == FILE_CHOICE else c for c in choices)
+
+
 def _match_choice(raw: str, choices: tuple[str, ...]) -> str | None:
     low = raw.lower()
     for c in choices:
@@ -194,7 +210,7 @@ def _match_choice(raw: str, choices: tuple[str, ...]) -> str | None:
                 return f"{prefix}:{m.group(1)}"
         elif low == c.lower():
             return c
-    return None
+    return raw if raw and FILE_CHOICE in choices else None
 
 
 class _Parser:
@@ -215,27 +231,28 @@ class _Parser:
         raise ConfigError(f"unknown option {where}.{hint} {self.valid_keys()}; see --help.")
 
     def parse(self, key: str, raw: str, where: str) -> Any:
+        """``raw`` as ``key``'s value; a wrong one is a ConfigError naming that key's valid values."""
         default = self.defaults[key]
         choices = self.choices.get(key, ())
+        raw = COMMON_ALIASES.get(key, {}).get(raw.strip().lower(), raw)
         if choices:
             hit = _match_choice(raw.strip(), choices)
             if hit is not None:
                 return hit
             if isinstance(default, str):
-                raise ConfigError(f"{where}: {key} must be one of {', '.join(choices)}; got {raw!r}.")
+                raise ConfigError(f"{where}: {key} must be one of {_choices_text(choices)}; got {raw!r}.")
         try:
             return _parse_typed(raw, default)
         except SizeError:
-            alternatives = f", or one of {', '.join(choices)}" if choices else ""
+            alternatives = f", or one of {_choices_text(choices)}" if choices else ""
             raise ConfigError(f"{where}: {key} must be {SIZE_RULE} (e.g. --{key}=512,1024)"
                               f"{alternatives}, got {raw!r}.") from None
         except ValueError as e:
             expected = _type_name(default)
             if choices:
-                expected += f", or one of {', '.join(choices)}"
+                expected += f", or one of {_choices_text(choices)}"
             detail = f" ({e})" if str(e) else ""
-            raise ConfigError(f"{where}: {key} expects {expected}, got {raw!r}{detail}. "
-                              f"{self.valid_keys()}.") from None
+            raise ConfigError(f"{where}: {key} expects {expected}, got {raw!r}{detail}.") from None
 
     def table_value(self, key: str, value: Any, table: str = "DEMO") -> Any:
         """A value of a ``DEMO`` or ``STUDY`` table: strings parsed like the command line's, the rest as is."""
@@ -315,9 +332,30 @@ def parse_size(text: str, min_side: int = 1) -> tuple[int, int]:
     except ValueError:
         raise SizeError(f"expected a size H,W or HxW such as 512,1024, got {text!r}") from None
     if h < min_side or w < min_side:
-        what = "positive integers" if min_side <= 1 else f"integers of at least {min_side} each"
-        raise SizeError(f"a size must be two {what} H,W such as 512,1024, got {text!r}")
+        what = "two positive integers" if min_side <= 1 else f"two integers of at least {min_side} each"
+        raise SizeError(f"a size must be {what}, H,W or HxW such as 512,1024, got {text!r}")
     return h, w
+
+
+def settings(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """A script's settings: its UPPER_CASE constants up to its first table (``CHOICES``, ``BOUNDS``, ``DEMO`` or
+    ``STUDY``), the CONFIG block. Constants below the tables (``VARIANTS``' method list, the study's row
+    specs...) are what the script reads, not options: ``--KEY`` of one is an unknown option."""
+    out = {}
+    for name, value in namespace.items():
+        if name in _RESERVED:
+            break
+        if _is_config_key(name, value):
+            out[name] = value
+    return out
+
+
+def canonical(key: str, value: Any) -> Any:
+    """``value`` with an alias of ``COMMON_ALIASES`` replaced by what it stands for (PRETRAINED false -> none)."""
+    aliases = COMMON_ALIASES.get(key)
+    if not aliases or not isinstance(value, (bool, str)):
+        return value
+    return aliases.get(format_value(value).strip().lower(), value)
 
 
 def _is_config_key(name: str, value: Any) -> bool:
@@ -388,9 +426,9 @@ def _help_text(prog: str, doc: str | None, defaults: dict[str, Any], comments: d
     rows = []
     for key, v in defaults.items():
         note = comments.get(key, "")
-        listed = choices.get(key, ())
+        listed = [c for c in choices.get(key, ()) if c != FILE_CHOICE]
         if listed and not all(c in note for c in listed):  # the comment often lists them already
-            note = f"{note} [choices: {', '.join(listed)}]".strip()
+            note = f"{note} [choices: {_choices_text(choices[key])}]".strip()
         rows.append((f"--{key}={format_value(v)}", note))
     demo_note = "a small, fast run on the synthetic world"
     if demo:
@@ -414,8 +452,8 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     """Resolve a step script's configuration from its constants and the command line.
 
     Args:
-        namespace: the script's ``globals()``: UPPER_CASE constants (except ``DEMO`` and ``CHOICES``) are the
-            keys; ``CHOICES`` and ``DEMO`` are read from it too.
+        namespace: the script's ``globals()``: its settings (:func:`settings`, the UPPER_CASE constants above
+            its first table) are the keys; ``CHOICES``, ``BOUNDS``, ``DEMO`` and ``STUDY`` are read from it too.
         argv: command-line arguments; None means ``sys.argv[1:]``.
         script: path of the script to read ``--help`` comments from; defaults to ``namespace["__file__"]``.
 
@@ -426,7 +464,7 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     """
     if argv is None:
         argv = sys.argv[1:]
-    defaults = {k: v for k, v in namespace.items() if _is_config_key(k, v)}
+    defaults = settings(namespace)
     choices = {k: tuple(v) for k, v in COMMON_CHOICES.items() if k in defaults}
     choices.update({k: tuple(v) for k, v in (namespace.get("CHOICES") or {}).items()})
     bounds: dict[str, list] = {k: [v] for k, v in COMMON_BOUNDS.items() if k in defaults}
@@ -486,6 +524,7 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     overrides = {}
     for key, raw, where in user:
         overrides[key] = values[key] = parser.parse(key, raw, where)
+    values = {key: canonical(key, value) for key, value in values.items()}  # a table's False is "none"
     for key, value in values.items():
         where = next((w for k, _, w in reversed(user) if k == key), None)
         if where is None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from utils.config import canonical
 from utils.distributed import is_main
 from utils.paths import REPO_ROOT
 from utils.runs import NON_IDENTITY_KEYS, write_json
@@ -225,7 +226,7 @@ def load_all_results(root: Path) -> list[dict]:
 
 def _identity(r: dict, with_variant: bool) -> str:
     ignored = SEED_GROUP_IGNORED if with_variant else (*SEED_GROUP_IGNORED, "VARIANT", "VARIANT_SPEC")
-    cfg = {k: v for k, v in (r.get("config") or {}).items() if k not in ignored}
+    cfg = {k: canonical(k, v) for k, v in (r.get("config") or {}).items() if k not in ignored}
     key = [str(r["step"]), r["model"], r.get("train_domain"), r.get("eval_domain"), bool(r.get("synthetic")), cfg]
     if with_variant:
         key.append(r["variant"])
