@@ -32,6 +32,7 @@ from utils.device import AMP_CHOICES, amp_name, autocast, resolve_amp, resolve_d
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.fast import CHANNELS_LAST, inference_model
 from utils.ops import resize
+from utils.paths import writable_folder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 FORMATS = ("color", "labelIds")
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
                         help="HxW the network sees (e.g. 512x1024); default: each image's own size")
     args = parser.parse_args(argv)
 
+    writable_folder(args.out, "--out", "Give a folder you can write to.")
     device = resolve_device(args.device)
     amp_dtype = resolve_amp(args.amp, device)
     images = find_images(args.input, exclude=args.out)

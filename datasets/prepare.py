@@ -38,7 +38,8 @@ from datasets.gta5 import GTA5, LABEL_FORMATS
 from utils.data import StoppingLoader, spare_cores
 from utils.distributed import main_first
 from utils.config import MIN_SIDE, SizeError, format_value, parse_size
-from utils.errors import ConfigError, DatasetError
+from utils.errors import ConfigError, DatasetError, OutputError
+from utils.paths import writable_folder
 
 __all__ = ["prepare", "use_prepared", "use_prepared_for_demo", "loader_throughput", "main", "DEFAULT_SIZES"]
 
@@ -76,6 +77,7 @@ def prepare(ds: SegmentationDataset, cache_dir: str | Path | None = None, *, wor
             return folder
         except StaleCache:
             pass
+    writable_folder(cache_root, "the cache folder", "Choose another --cache-dir (cache_dir), or make it writable.")
     plain = copy.copy(ds)
     plain.transform, plain._cache = None, None
     samples = relative_samples(plain)
@@ -163,7 +165,7 @@ def use_prepared_for_demo(ds: SegmentationDataset, images_read: int) -> None:
     with main_first():
         try:
             use_prepared(ds, cache_dir)
-        except (OSError, DatasetError) as e:  # a read-only or full disk costs speed, never the run
+        except (OSError, DatasetError, OutputError) as e:  # a read-only or full disk costs speed, never the run
             print(f"note: could not prepare the demo images in {cache_dir} ({e}); reading the PNGs instead")
 
 

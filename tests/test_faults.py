@@ -125,6 +125,91 @@ def test_demo_that_cannot_write_its_prepared_images_reads_the_pngs(tiny_world: P
     assert any((ok_world / "cache").glob("cityscapes-train-*/images.npy"))
 
 
+# ------------------------------------------------------------------------------------------------ outputs
+AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+needs_permissions = pytest.mark.skipif(AS_ROOT, reason="running as root: permissions do not stop root's writes")
+
+
+def _command_error(argv: list[str]) -> str:
+    """Run ``python ARGV`` from the repository; assert one ``error:`` message and exit 1; return the message."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "error: " in done.stderr and "Traceback" not in done.stderr, done.stderr
+    return done.stderr[done.stderr.index("error: "):]
+
+
+@pytest.mark.parametrize("where", ["runs_dir_is_a_file", "file_on_the_path"])
+def test_a_run_folder_that_cannot_be_written_is_refused_before_training(tiny_world, tmp_path, capsys, where):
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a folder")
+    runs = blocker if where == "runs_dir_is_a_file" else blocker / "mine"
+    err = user_error(tiny_args(tiny_world, runs), capsys)
+    assert "cannot write the run folder" in err and str(blocker) in err and "is a file, not a folder" in err
+    assert "--RUNS_DIR" in err and "epoch 1" not in capsys.readouterr().out  # before any training
+    assert blocker.read_text() == "not a folder"
+
+
+def test_an_output_that_fails_during_a_run_is_one_message_naming_it(tiny_world, tmp_path, capsys):
+    """Whatever no check could foresee (here a folder where metrics.csv goes) still ends in one message."""
+    from step2b_bisenet_cityscapes import main
+
+    args = tiny_args(tiny_world, tmp_path)
+    folder = tmp_path / RUN
+    Run(Config(dict(load_config_of(main, args)), demo=True)).start()
+    (folder / "metrics.csv").mkdir()
+    err = user_error(args, capsys)
+    assert str(folder / "metrics.csv") in err and "Is a directory" in err
+
+
+def load_config_of(main, argv: list[str]) -> Config:
+    from utils.config import load_config
+
+    return load_config(vars(sys.modules[main.__module__]), argv)
+
+
+def test_outputs_of_predict_report_and_prepare_that_cannot_be_written(tiny_world, tmp_path):
+    """A file where --out, --figures or --cache-dir should be a folder, a folder where --out is a file: one message
+    naming the path, before any work."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    image = next((tiny_world / "Cityscapes" / "leftImg8bit" / "val").rglob("*.png"))
+    err = _command_error(["predict.py", "--checkpoint", str(tmp_path / "any.pt"), "--input", str(image),
+                          "--out", str(blocker)])
+    assert f"cannot write --out {blocker}: it is a file, not a folder" in err
+    runs = tmp_path / "runs"
+    (runs / "r").mkdir(parents=True)
+    err = _command_error(["-m", "utils.report", str(runs), "--out", str(blocker / "RESULTS.md")])
+    assert f"{blocker}, on its path, is a file, not a folder" in err
+    err = _command_error(["-m", "utils.report", str(runs), "--out", str(runs)])
+    assert f"cannot write --out {runs}: it is a folder; give a file name" in err
+    err = _command_error(["-m", "datasets.prepare", "--gta5", str(tiny_world / "GTA5"), "--gta5-size", "32,64",
+                          "--cache-dir", str(blocker), "--workers", "0"])
+    assert f"cannot write the cache folder {blocker}: it is a file, not a folder" in err and "--cache-dir" in err
+    assert blocker.read_text() == "a file"
+
+
+@needs_permissions
+def test_read_only_outputs_are_refused_naming_the_path(tiny_world, tmp_path, capsys):
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        err = user_error(tiny_args(tiny_world, read_only), capsys)
+        assert "cannot write the run folder" in err and "read-only" in err
+        image = next((tiny_world / "Cityscapes" / "leftImg8bit" / "val").rglob("*.png"))
+        err = _command_error(["predict.py", "--checkpoint", str(tmp_path / "any.pt"), "--input", str(image),
+                              "--out", str(read_only / "out")])
+        assert "cannot write --out" in err and "read-only" in err
+        err = _command_error(["-m", "utils.report", str(tmp_path), "--out", str(read_only / "RESULTS.md")])
+        assert "cannot write --out" in err and "read-only" in err
+        err = _command_error(["-m", "datasets.prepare", "--gta5", str(tiny_world / "GTA5"), "--gta5-size", "32,64",
+                              "--cache-dir", str(read_only), "--workers", "0"])
+        assert "cannot write the cache folder" in err and "read-only" in err
+        assert list(read_only.iterdir()) == []
+    finally:
+        read_only.chmod(0o755)
+
+
 # -------------------------------------------------------------------------------------------- checkpoints
 class RunsCode:
     """Unpickling this calls ``os.mkdir(path)``: the kind of file a safe load must refuse."""

@@ -584,14 +584,23 @@ def _within(v: float, rule: float | str) -> bool:
 def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> Any:
     """The step scripts' ``if __name__ == "__main__":`` wrapper.
 
-    A ``UserError`` prints ``error: <message>`` to stderr and exits 1 without a traceback; Ctrl-C exits 130
-    quietly (the engine has already written its checkpoint by then).
+    A ``UserError`` prints ``error: <message>`` to stderr and exits 1 without a traceback, and so does an
+    ``OSError`` about a file (a folder that became read-only, a file where a folder should be) that no check
+    caught before; Ctrl-C exits 130 quietly (the engine has already written its checkpoint by then).
     """
     try:
         return main(argv)
     except UserError as e:
         sys.stdout.flush()
         print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except OSError as e:
+        if e.filename is None:
+            raise
+        sys.stdout.flush()
+        print(f"error: {e.filename}: {e.strerror or e}. Check that it is of the right kind (a file or a folder) "
+              "and that it may be read or written, then run the same command again (a run goes on from its last "
+              "checkpoint).", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         sys.stdout.flush()

@@ -17,6 +17,10 @@ class ConfigError(UserError):
     """A configuration override that is unknown or of the wrong type."""
 
 
+class OutputError(UserError):
+    """A file or folder the command must write that cannot be written (a file in the way, a read-only disk)."""
+
+
 # How the running command spells a setting that library code names by its argument (``label_format``), so that
 # a message says what to type: each entry point registers its own spelling (``load_config`` its script's keys).
 _OPTION_NAMES: dict[str, str] = {}

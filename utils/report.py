@@ -14,7 +14,7 @@ import torch
 
 from utils.config import canonical
 from utils.distributed import is_main
-from utils.paths import REPO_ROOT
+from utils.paths import REPO_ROOT, writable_file, writable_folder
 from utils.runs import NON_IDENTITY_KEYS, write_json
 from utils.stats import mean_std
 
@@ -464,6 +464,11 @@ def main(argv: list[str] | None = None) -> str:
     root = Path(args.runs)
     if not root.is_dir():
         raise UserError(f"{root} is not a folder: give the RUNS_DIR of the step scripts (default: runs).")
+    for flag, path in (("--out", args.out), ("--csv", args.csv)):
+        if path:
+            writable_file(path, flag, f"Give {flag} a file in a folder you can write to.")
+    if args.figures:
+        writable_folder(args.figures, "--figures", "Give --figures a folder you can write to.")
     results = load_all_results(root)
     if not results:
         print(f"no results found: no readable results.json under {root} (run a step script first).")

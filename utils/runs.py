@@ -20,7 +20,8 @@ from typing import Any
 from utils import distributed
 from utils.checkpoint import load_checkpoint, previous_path
 from utils.config import config_diff, to_json
-from utils.errors import CheckpointError, ConfigError
+from utils.errors import CheckpointError, ConfigError, UserError
+from utils.paths import writable_folder
 
 # Keys that may change between a run and its resumption (or its repetition with another seed, for the report)
 # without changing what it computes.
@@ -105,6 +106,7 @@ class Run:
 
     def _start(self) -> str:
         if self.eval_only:
+            self._writable()  # for its eval_<checkpoint>.json
             return "evaluate"
         if not distributed.is_initialized():
             return self._decide()
@@ -112,7 +114,7 @@ class Run:
         if distributed.is_main():
             try:
                 decision = ("ok", self._decide())
-            except ConfigError as e:
+            except UserError as e:
                 decision = ("error", str(e))
             except BaseException:
                 distributed.broadcast_object(("error", f"rank 0 failed to prepare {self.dir}"))
@@ -129,6 +131,7 @@ class Run:
         config (read from config.json, or from its checkpoint when config.json is gone), a folder of files
         that is not a run at all, and for a variant a ``RUN_NAME`` folder whose other runs have another config.
         """
+        self._writable()
         if self.dir != self.root:
             self._check_experiment_root()
         old, source = self._stored_config() if _contents(self.dir) else (None, "")
@@ -160,6 +163,11 @@ class Run:
             shutil.rmtree(self.dir)
         write_json(self.config_path, self.config)
         return status
+
+    def _writable(self) -> None:
+        """Refuse, before any work, a run folder that cannot be written (a file in the way, a read-only disk)."""
+        writable_folder(self.dir, "the run folder", "Set --RUNS_DIR to a folder you can write to (or another "
+                        "--RUN_NAME).")
 
     def _previous_demo(self, diffs: list[str]) -> bool:
         """A --demo run made with other demo settings (new script defaults or DEMO values, none of the keys the
