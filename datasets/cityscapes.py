@@ -158,7 +158,10 @@ class Cityscapes(SegmentationDataset):
         if self.label_kinds[index] == "labelIds":
             train_ids = io.decode_label_ids(raw)
         else:
-            train_ids = io.decode_train_ids(raw)
+            train_ids = io.decode_train_ids(raw, label_path, fix=(
+                "Cityscapes' _gtFine_labelTrainIds.png files hold train ids (cityscapesScripts' "
+                "createTrainIdLabelImgs writes them): re-create it, or read the _gtFine_labelIds.png files "
+                f"instead ({option('label_source', 'labelIds')})."))
         return io.image_to_tensor(rgb), io.label_to_tensor(train_ids)
 
     def __repr__(self) -> str:

@@ -72,7 +72,9 @@ def decode_label(im: Image.Image, fmt: str, path: Path) -> np.ndarray:
             )
     elif fmt == "trainIds":
         if single:
-            return io.decode_train_ids(io.pil_to_single_channel(im, path))
+            return io.decode_train_ids(io.pil_to_single_channel(im, path), path,
+                                       fix=f"If the labels hold Cityscapes label ids, use "
+                                           f"{option('label_format', 'labelIds')}.")
         if mode == "P":
             raise DatasetError(
                 f"{path} is a palette PNG (the original GTA5 release, whose indices are label ids, not train ids): "

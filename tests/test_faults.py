@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from test_datasets import make_cityscapes, make_gta5
@@ -83,6 +84,67 @@ def test_gta5_corrupt_or_truncated_png_names_the_file(tmp_path: Path, which: str
         ds[0 if which == "first label" else 1]
     assert str(path) in str(err.value)
     assert "re-extract" in str(err.value).lower()
+
+
+def test_train_id_labels_that_hold_label_ids_are_refused_by_the_checker_and_the_scripts(tiny_world, tmp_path,
+                                                                                         capsys):
+    """Label ids saved under the train-id name decode (every value fits a byte) but are not train ids: the checker
+    and a step script stop naming the file and the setting that reads it right."""
+    from PIL import Image
+
+    from datasets.check import main as check
+
+    data = tmp_path / "Cityscapes"
+    shutil.copytree(tiny_world / "Cityscapes", data, ignore=shutil.ignore_patterns("cache"))
+    for ids in data.rglob("*_gtFine_labelIds.png"):  # "train ids" that are label ids
+        Image.open(ids).save(ids.with_name(ids.name.replace("labelIds", "labelTrainIds")))
+    assert check(["--cityscapes", str(data), "--max-images", "4"]) == 1
+    out = capsys.readouterr().out
+    assert "PROBLEM:" in out and "_gtFine_labelTrainIds.png is read as train ids" in out
+    assert "--label-source=labelIds" in out and "NOT USABLE" in out
+    args = [a for a in tiny_args(tiny_world, tmp_path / "runs") if a != "--demo"]
+    err = user_error([*args, f"--CITYSCAPES_ROOT={data}", "--PRETRAINED=none"], capsys)
+    assert "_gtFine_labelTrainIds.png is read as train ids" in err and "--LABEL_SOURCE=labelIds" in err
+    assert not list((tmp_path / "runs").rglob("last.pt"))  # refused before training
+    results = step2b([*args, f"--CITYSCAPES_ROOT={data}", "--PRETRAINED=none", "--LABEL_SOURCE=labelIds"])
+    assert results["iterations"] == 2  # the named setting reads the same files right (a half-made run replaced)
+
+    gta = tmp_path / "gta"
+    make_gta5(gta, fmt="labelIds", n=2)
+    for label in (gta / "labels").glob("*.png"):  # label ids as greyscale, read as train ids
+        Image.fromarray(np.asarray(Image.open(label))).save(label)
+    with pytest.raises(DatasetError, match="is read as train ids") as err:
+        GTA5(gta, label_format="trainIds")[0]
+    assert "label_format='labelIds'" in str(err.value)
+
+
+def test_labels_mostly_ignored_warn_in_the_checker_and_once_in_a_run_naming_a_file(tiny_world, tmp_path, capsys):
+    """Colour labels saved as JPEG decode, but most colours then match no class (ignore): the checker warns and a
+    run warns once per dataset, naming a file and the likely cause; the run is not stopped."""
+    import io as bytes_io
+
+    from PIL import Image
+
+    from datasets.check import main as check
+    from step3a3b_gta_to_cityscapes import main as step3
+
+    gta = tmp_path / "GTA5"
+    shutil.copytree(tiny_world / "GTA5", gta, ignore=shutil.ignore_patterns("cache"))
+    for label in (gta / "labels").glob("*.png"):
+        jpeg = bytes_io.BytesIO()
+        Image.open(label).convert("RGB").save(jpeg, "JPEG", quality=90)
+        Image.open(jpeg).convert("RGB").save(label)  # an RGB PNG again, of the JPEG's colours
+    assert check(["--gta5", str(gta), "--max-images", "4"]) == 0  # usable, with a warning
+    out = capsys.readouterr().out
+    assert "WARNING:" in out and "are ignore (255)" in out and "colour labels saved as JPEG" in out
+    assert str(gta / "labels") in out.split("are ignore (255), e.g.")[1]
+    args = [a for a in tiny_args(tiny_world, tmp_path / "runs") if a != "--demo"]
+    out = step3([*args, f"--GTA5_ROOT={gta}", f"--CITYSCAPES_ROOT={tiny_world / 'Cityscapes'}",
+                 "--PRETRAINED=none", "--VARIANTS=none,flip"])
+    assert set(out["variants"]) == {"none", "flip"}
+    err = capsys.readouterr().err
+    assert err.count("warning: ") == 1 and "labels spread over GTA5 train are ignore (255)" in err
+    assert str(gta / "labels") in err and "python -m datasets.check --gta5" in err
 
 
 def _read_only(root: Path) -> None:

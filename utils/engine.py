@@ -356,7 +356,7 @@ def fit(state: TrainState, iteration: Iteration, run: Run, train_loader, val_loa
     ``train_seconds``, and for a trained run ``best_miou`` and ``history``.
     """
     env = state.env
-    check_classes(state.model, train_loader.dataset, val_loader.dataset)
+    check_data(state.model, train_loader.dataset, val_loader.dataset)
     if run.status == "evaluate":
         return _evaluate_checkpoint(state, run, val_loader)
     if run.status not in ("new", "resume"):
@@ -457,20 +457,26 @@ def _train(state: TrainState, iteration: Iteration, run: Run, loaders, record: d
             stop.stop_if_received(run, f"after epoch {epoch + 1}")
 
 
-def check_classes(model: nn.Module, *datasets) -> None:
-    """ConfigError when ``model`` predicts another number of classes than the labels of ``datasets`` hold (their
-    ``num_classes``, looked up through wrappers such as ``Subset``): its mIoU would be over the wrong classes."""
+def check_data(model: nn.Module, *datasets) -> None:
+    """Before training on ``datasets`` (looked through wrappers such as ``Subset``): a ConfigError when ``model``
+    predicts another number of classes than their labels hold (``num_classes``: its mIoU would be over the wrong
+    classes), then each dataset's own check of its labels (``check_labels()``: a warning when most pixels are
+    ignored)."""
     predicted = distributed.unwrap(model).num_classes
+    inners = []
     for dataset in datasets:
-        inner = dataset
-        while getattr(inner, "num_classes", None) is None and hasattr(inner, "dataset"):
-            inner = inner.dataset
-        held = getattr(inner, "num_classes", None)
+        while getattr(dataset, "num_classes", None) is None and hasattr(dataset, "dataset"):
+            dataset = dataset.dataset
+        inners.append(dataset)
+        held = getattr(dataset, "num_classes", None)
         if held is not None and held != predicted:
             raise ConfigError(f"{option('num_classes', predicted)} does not fit the data: the labels of "
-                              f"{type(inner).__name__} hold {held} classes (train ids 0..{held - 1}, 255 ignored), so "
-                              f"a model of {predicted} classes would be trained and scored on the wrong classes. Use "
-                              f"{option('num_classes', held)}.")
+                              f"{type(dataset).__name__} hold {held} classes (train ids 0..{held - 1}, 255 ignored), "
+                              f"so a model of {predicted} classes would be trained and scored on the wrong classes. "
+                              f"Use {option('num_classes', held)}.")
+    for dataset in inners:
+        if distributed.is_main() and hasattr(dataset, "check_labels"):
+            dataset.check_labels()
 
 
 def _evaluate_checkpoint(state: TrainState, run: Run, val_loader) -> dict:
@@ -487,4 +493,4 @@ def _evaluate_checkpoint(state: TrainState, run: Run, val_loader) -> dict:
 
 __all__ = ["Env", "TrainState", "TrainingError", "Interrupted", "NonFiniteLoss", "setup_env", "seed_everything",
            "make_optimizer", "check_finite", "train_iteration", "train_one_epoch", "evaluate", "evaluation", "fit",
-           "check_classes"]
+           "check_data"]
