@@ -675,6 +675,65 @@ def test_out_of_memory_in_evaluation_suggests_a_smaller_batch_or_size() -> None:
         evaluate(Huge(), loader, env, num_classes=19, progress=False)
 
 
+# ------------------------------------------------------------------------------------------------ predict
+def _huge_png(path: Path, height: int = 20000, width: int = 20000) -> None:
+    """A few bytes of PNG whose header announces ``height`` x ``width`` RGB pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def test_predict_as_a_first_time_user_meets_it(tiny_world, tmp_path, capsys):
+    """The README's example on what a --demo run writes; the checkpoint's evaluation size by default, said, with
+    --size and --size native kept; --out equal to --input refused; an image too large to decode is one message."""
+    import re
+
+    import predict
+
+    example = re.search(r"python predict\.py --checkpoint (runs/\S+/best\.pt) --input (data/synthetic/\S+) --out",
+                        (ROOT / "README.md").read_text())
+    assert example, "the README shows predict.py on a demo run's checkpoint"
+    step2b(tiny_args(tiny_world, tmp_path / "runs"))  # --demo (its EVAL_SIZE here 32,64)
+    checkpoint = tmp_path / example.group(1)
+    images = tiny_world / Path(example.group(2)).relative_to("data/synthetic")
+    assert checkpoint.is_file() and images.is_dir()
+
+    def run(out: str, *extra: str) -> str:
+        capsys.readouterr()
+        predict.main(["--checkpoint", str(checkpoint), "--input", str(images), "--out", str(tmp_path / out),
+                      "--device", "cpu", *extra])
+        return capsys.readouterr().out
+
+    assert "network input 32x64 (the checkpoint's EVAL_SIZE)" in run("default")
+    assert "network input 32x64 (--size)" in run("sized", "--size", "32,64")
+    assert "network input each image's own size (--size)" in run("native", "--size", "native")
+    masks = sorted((tmp_path / "default").rglob("*_mask.png"))
+    assert len(masks) == 8
+    for mask in masks:
+        assert mask.read_bytes() == (tmp_path / "sized" / mask.relative_to(tmp_path / "default")).read_bytes()
+
+    for out in (images, images.parent):  # the --input folder itself, or a folder holding it
+        with pytest.raises(SystemExit) as exit_:
+            run_main(predict.main, ["--checkpoint", str(checkpoint), "--input", str(images), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 1 and "Traceback" not in err and "the predictions would be written among" in err
+    assert not list(images.rglob("*_mask.png"))
+
+    bomb = tmp_path / "huge.png"
+    _huge_png(bomb)
+    with pytest.raises(SystemExit) as exit_:
+        run_main(predict.main, ["--checkpoint", str(checkpoint), "--input", str(bomb), "--out", str(tmp_path / "b"),
+                                "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and f"cannot read {bomb}: too large to decode safely" in err
+    assert "Traceback" not in err
+
+
 # ------------------------------------------------------------------------------------------------- config
 @pytest.mark.parametrize("arg,expected", [
     ("--EPOCH=3", "Did you mean EPOCHS?"),
