@@ -229,9 +229,9 @@ def load_config_of(main, argv: list[str]) -> Config:
     return load_config(vars(sys.modules[main.__module__]), argv)
 
 
-def test_outputs_of_predict_report_and_prepare_that_cannot_be_written(tiny_world, tmp_path):
-    """A file where --out, --figures or --cache-dir should be a folder, a folder where --out is a file: one message
-    naming the path, before any work."""
+def test_outputs_of_the_tools_that_cannot_be_written(tiny_world, tmp_path):
+    """predict.py, utils.report, datasets.prepare, benchmark.py, datasets.synthetic: a file where a folder should
+    be, a folder where a file should be, is one message naming the path, before any work."""
     blocker = tmp_path / "blocker"
     blocker.write_text("a file")
     image = next((tiny_world / "Cityscapes" / "leftImg8bit" / "val").rglob("*.png"))
@@ -247,6 +247,10 @@ def test_outputs_of_predict_report_and_prepare_that_cannot_be_written(tiny_world
     err = _command_error(["-m", "datasets.prepare", "--gta5", str(tiny_world / "GTA5"), "--gta5-size", "32,64",
                           "--cache-dir", str(blocker), "--workers", "0"])
     assert f"cannot write the cache folder {blocker}: it is a file, not a folder" in err and "--cache-dir" in err
+    err = _command_error(["benchmark.py", "--device", "cpu", "--json", str(blocker / "bench.json")])
+    assert f"cannot write --json {blocker / 'bench.json'}: {blocker}, on its path, is a file" in err
+    err = _command_error(["-m", "datasets.synthetic", "--out", str(blocker / "world")])
+    assert f"cannot write --out {blocker / 'world'}: {blocker}, on its path, is a file" in err
     assert blocker.read_text() == "a file"
 
 
