@@ -192,12 +192,28 @@ AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 needs_permissions = pytest.mark.skipif(AS_ROOT, reason="running as root: permissions do not stop root's writes")
 
 
-def _command_error(argv: list[str]) -> str:
-    """Run ``python ARGV`` from the repository; assert one ``error:`` message and exit 1; return the message."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1 and "error: " in done.stderr and "Traceback" not in done.stderr, done.stderr
-    return done.stderr[done.stderr.index("error: "):]
+def command(argv: list[str], capsys) -> tuple[int, str, str]:
+    """``python ARGV`` (a script, or ``-m module``) as its ``__main__`` runs it, ``run_main(main, args)``, in this
+    process (a subprocess would spend seconds importing torch); (exit status, stdout, stderr)."""
+    import importlib
+
+    module, args = (argv[1], argv[2:]) if argv[0] == "-m" else (argv[0].removesuffix(".py"), argv[1:])
+    main = importlib.import_module({"datasets.synthetic": "datasets.synthetic.cli"}.get(module, module)).main
+    capsys.readouterr()
+    try:
+        run_main(main, args)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _command_error(argv: list[str], capsys) -> str:
+    """Run ``python ARGV``; assert one ``error:`` message and exit 1; return the message."""
+    code, _, err = command(argv, capsys)
+    assert code == 1 and "error: " in err and "Traceback" not in err, err
+    return err[err.index("error: "):]
 
 
 @pytest.mark.parametrize("where", ["runs_dir_is_a_file", "file_on_the_path"])
@@ -229,27 +245,27 @@ def load_config_of(main, argv: list[str]) -> Config:
     return load_config(vars(sys.modules[main.__module__]), argv)
 
 
-def test_outputs_of_the_tools_that_cannot_be_written(tiny_world, tmp_path):
+def test_outputs_of_the_tools_that_cannot_be_written(tiny_world, tmp_path, capsys):
     """predict.py, utils.report, datasets.prepare, benchmark.py, datasets.synthetic: a file where a folder should
     be, a folder where a file should be, is one message naming the path, before any work."""
     blocker = tmp_path / "blocker"
     blocker.write_text("a file")
     image = next((tiny_world / "Cityscapes" / "leftImg8bit" / "val").rglob("*.png"))
     err = _command_error(["predict.py", "--checkpoint", str(tmp_path / "any.pt"), "--input", str(image),
-                          "--out", str(blocker)])
+                          "--out", str(blocker)], capsys)
     assert f"cannot write --out {blocker}: it is a file, not a folder" in err
     runs = tmp_path / "runs"
     (runs / "r").mkdir(parents=True)
-    err = _command_error(["-m", "utils.report", str(runs), "--out", str(blocker / "RESULTS.md")])
+    err = _command_error(["-m", "utils.report", str(runs), "--out", str(blocker / "RESULTS.md")], capsys)
     assert f"{blocker}, on its path, is a file, not a folder" in err
-    err = _command_error(["-m", "utils.report", str(runs), "--out", str(runs)])
+    err = _command_error(["-m", "utils.report", str(runs), "--out", str(runs)], capsys)
     assert f"cannot write --out {runs}: it is a folder; give a file name" in err
     err = _command_error(["-m", "datasets.prepare", "--gta5", str(tiny_world / "GTA5"), "--gta5-size", "32,64",
-                          "--cache-dir", str(blocker), "--workers", "0"])
+                          "--cache-dir", str(blocker), "--workers", "0"], capsys)
     assert f"cannot write the cache folder {blocker}: it is a file, not a folder" in err and "--cache-dir" in err
-    err = _command_error(["benchmark.py", "--device", "cpu", "--json", str(blocker / "bench.json")])
+    err = _command_error(["benchmark.py", "--device", "cpu", "--json", str(blocker / "bench.json")], capsys)
     assert f"cannot write --json {blocker / 'bench.json'}: {blocker}, on its path, is a file" in err
-    err = _command_error(["-m", "datasets.synthetic", "--out", str(blocker / "world")])
+    err = _command_error(["-m", "datasets.synthetic", "--out", str(blocker / "world")], capsys)
     assert f"cannot write --out {blocker / 'world'}: {blocker}, on its path, is a file" in err
     assert blocker.read_text() == "a file"
 
@@ -264,12 +280,12 @@ def test_read_only_outputs_are_refused_naming_the_path(tiny_world, tmp_path, cap
         assert "cannot write the run folder" in err and "read-only" in err
         image = next((tiny_world / "Cityscapes" / "leftImg8bit" / "val").rglob("*.png"))
         err = _command_error(["predict.py", "--checkpoint", str(tmp_path / "any.pt"), "--input", str(image),
-                              "--out", str(read_only / "out")])
+                              "--out", str(read_only / "out")], capsys)
         assert "cannot write --out" in err and "read-only" in err
-        err = _command_error(["-m", "utils.report", str(tmp_path), "--out", str(read_only / "RESULTS.md")])
+        err = _command_error(["-m", "utils.report", str(tmp_path), "--out", str(read_only / "RESULTS.md")], capsys)
         assert "cannot write --out" in err and "read-only" in err
         err = _command_error(["-m", "datasets.prepare", "--gta5", str(tiny_world / "GTA5"), "--gta5-size", "32,64",
-                              "--cache-dir", str(read_only), "--workers", "0"])
+                              "--cache-dir", str(read_only), "--workers", "0"], capsys)
         assert "cannot write the cache folder" in err and "read-only" in err
         assert list(read_only.iterdir()) == []
     finally:
@@ -789,6 +805,14 @@ def test_demo_defaults_pass_the_bounds() -> None:
             load_config(ns, ["--study"])
 
 
+@pytest.mark.parametrize("script,arg", [("step3a3b_gta_to_cityscapes.py", "--GTA5_SPLIT_SEED=-3"),
+                                        ("study.py", "--SEEDS=1,4294967296")])
+def test_every_seed_is_held_to_numpys_range(tmp_path, capsys, script, arg):
+    key = arg[2:].split("=")[0]
+    err = _command_error([script, f"--RUNS_DIR={tmp_path}", arg], capsys)
+    assert f"{key} must be in [0, 4294967295]" in err and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("classes", [5, 30])
 def test_num_classes_other_than_the_labels_is_refused_naming_the_key(tiny_world, tmp_path, capsys, classes):
     """Cityscapes and GTA5 labels hold 19 train ids: a model of 5 or 30 classes would report a wrong mIoU."""
@@ -815,26 +839,20 @@ def test_messages_name_the_scripts_own_key(tiny_world, tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-
-
-def test_only_the_config_block_is_options_and_a_wrong_value_names_its_values(tmp_path):
+def test_only_the_config_block_is_options_and_a_wrong_value_names_its_values(tmp_path, capsys):
     """Tables below a script's settings (the study's GAINS, step 6's METHODS) are not options, and --help does not
     list them; a wrong value names that key's valid values, an unknown key lists the keys."""
     for script, table in (("study.py", "GAINS"), ("step6_uda_methods.py", "METHODS"), ("study.py", "ROW_SPECS")):
-        done = _run(script, f"--{table}=dacs", f"--RUNS_DIR={tmp_path}")
-        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-        assert f"unknown option --{table}" in done.stderr and "Valid keys: RUNS_DIR" in done.stderr
-        assert f"{table}," not in done.stderr.split("Valid keys:")[1]
-        shown = _run(script, "--help").stdout
-        assert f"--{table}=" not in shown and "--RUNS_DIR=" in shown
-    done = _run("step2b_bisenet_cityscapes.py", "--OPTIMIZER=adamw", f"--RUNS_DIR={tmp_path}")
-    assert done.returncode == 1 and "OPTIMIZER must be one of sgd, adam; got 'adamw'" in done.stderr
-    done = _run("step4_5_adversarial.py", "--DETERMINISTIC=maybe", f"--RUNS_DIR={tmp_path}")
-    assert done.returncode == 1 and "DETERMINISTIC expects a bool (true/false/1/0/yes/no)" in done.stderr
-    assert "Valid keys" not in done.stderr and list(tmp_path.iterdir()) == []
+        err = _command_error([script, f"--{table}=dacs", f"--RUNS_DIR={tmp_path}"], capsys)
+        assert f"unknown option --{table}" in err and "Valid keys: RUNS_DIR" in err
+        assert f"{table}," not in err.split("Valid keys:")[1]
+        code, shown, _ = command([script, "--help"], capsys)
+        assert code == 0 and f"--{table}=" not in shown and "--RUNS_DIR=" in shown
+    err = _command_error(["step2b_bisenet_cityscapes.py", "--OPTIMIZER=adamw", f"--RUNS_DIR={tmp_path}"], capsys)
+    assert "OPTIMIZER must be one of sgd, adam; got 'adamw'" in err
+    err = _command_error(["step4_5_adversarial.py", "--DETERMINISTIC=maybe", f"--RUNS_DIR={tmp_path}"], capsys)
+    assert "DETERMINISTIC expects a bool (true/false/1/0/yes/no)" in err
+    assert "Valid keys" not in err and list(tmp_path.iterdir()) == []
 
 
 def test_pretrained_is_one_vocabulary_and_runs_made_with_true_false_are_reused(tiny_world, tmp_path, capsys):

@@ -32,7 +32,8 @@ Only the constants of the CONFIG block are settings: those above the script's fi
 ``BOUNDS``, ``DEMO``, ``STUDY``). Constants below the tables are data the script reads, not options.
 
 After parsing, values that cannot be right are refused by name (a crash hours later is worse): any
-``*_SIZE`` key holds an int of at least 1 or an (H, W) size with each side at least ``MIN_SIDE``, and each key
+``*_SIZE`` key holds an int of at least 1 or an (H, W) size with each side at least ``MIN_SIDE``, a seed is in
+``SEED_RANGE``, and each key
 of ``COMMON_BOUNDS`` and of the script's own ``BOUNDS`` table (``{"LR": 0, "MOMENTUM": "[0, 1)", ...}``) keeps
 its bound: a number is the least value, an interval string bounds both sides, a list is held to it elementwise.
 
@@ -82,8 +83,10 @@ _MODES = {"demo": ("DEMO", DEMO_SUFFIX), "study": ("STUDY", STUDY_SUFFIX)}
 # Bounds of keys every script has; a script adds its own in ``BOUNDS``, beside its constants, and both hold. A
 # bound is a number (the least value) or an interval such as "[0, 1)"; a list or tuple is held to it elementwise.
 COMMON_BOUNDS: dict[str, float | str] = {"EPOCHS": 1, "LATENCY_ITERS": 1, "CHECKPOINT_MINUTES": 0,
-                                         "SEED": "[0, 4294967295]", "NUM_WORKERS": -1, "MOMENTUM": "[0, 1)",
-                                         "BETAS": "[0, 1)", "DISC_BETAS": "[0, 1)"}
+                                         "NUM_WORKERS": -1, "MOMENTUM": "[0, 1)", "BETAS": "[0, 1)",
+                                         "DISC_BETAS": "[0, 1)"}
+# Every seed (SEED, *_SEED, SEEDS) seeds NumPy, which takes [0, 2^32 - 1].
+SEED_RANGE = "[0, 4294967295]"
 # The least side of an (H, W) size: the networks downsample 32x, so a smaller side leaves them no pixel.
 MIN_SIDE = 32
 SIZE_RULE = f"two integers H,W (or HxW) of at least {MIN_SIDE} each"
@@ -559,7 +562,9 @@ def _check_bounds(key: str, value: Any, where: str, bounds: Mapping[str, list]) 
             raise ConfigError(f"{where}: {key} must be {SIZE_RULE} (e.g. --{key}=512,1024), "
                               f"got {format_value(value)}.")
         return
-    rules = [1] if key.endswith("_SIZE") else bounds.get(key, [])
+    rules = [1] if key.endswith("_SIZE") else list(bounds.get(key, []))
+    if key == "SEED" or key.endswith(("_SEED", "SEEDS")):
+        rules.append(SEED_RANGE)
     for rule in rules:
         for v in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and not _within(v, rule):
