@@ -36,6 +36,9 @@ FOCAL_GAMMA = 2.0                      # Focal loss focusing parameter
 LAMBDA_ADV = 0.001                     # weight of the adversarial loss on target outputs
 DISC_LR = 1e-4                         # discriminator Adam learning rate, own poly schedule
 DISC_BETAS = (0.9, 0.99)               # discriminator Adam betas
+BN_STATS = "train"                     # BatchNorm statistics while adapting: train (every batch moves them) | frozen
+ADABN = False                          # after training: BatchNorm statistics re-estimated on target images (AdaBN)
+ADABN_IMAGES = 0                       # target train images AdaBN reads, spread over the split (0: all)
 EVAL_EVERY = 5                         # evaluate on Cityscapes val every N epochs (and after the last)
 NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
 SEED = 42                              # seeds weights, sample order and augmentation
@@ -64,8 +67,9 @@ VARIANTS = {                           # variant -> adversarial?, segmentation l
 }
 
 CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"),
-           "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny")}
-BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "ADAM_LR": 0, "MOMENTUM": 0,
+           "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny"),
+           "BN_STATS": ("train", "frozen")}
+BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "ADABN_IMAGES": 0, "LR": 0, "ADAM_LR": 0, "MOMENTUM": 0,
           "WEIGHT_DECAY": 0, "AUX_WEIGHT": 0, "FOCAL_GAMMA": 0, "LAMBDA_ADV": 0,
           "DISC_LR": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
 # Adversarial iterations cost twice a source-only one (target forward/backward, discriminator).
@@ -93,6 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     from datasets.synthetic import demo_world
     from datasets.transforms import build_augmentation
     from models import BiSeNet, FCDiscriminator, pretrained_arg
+    from utils.adabn import adabn_loader, adapt_and_evaluate
     from utils.adaptation import adversarial_iteration
     from utils.data import BatchStream, limit
     from utils.engine import TrainState, fit, make_optimizer, seed_everything, setup_env, train_iteration
@@ -116,13 +121,14 @@ def main(argv: list[str] | None = None) -> dict:
                          full_labels=cfg.EVAL_LABELS == "full")
     source_loader = env.loader(source, cfg.BATCH_SIZE, train=True, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
     val_loader = env.loader(val_set, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
+    adabn_images = adabn_loader(target, cfg.ADABN_IMAGES, cfg.BATCH_SIZE, env, cfg.SEED, cfg.NUM_WORKERS)
     max_iter = cfg.EPOCHS * len(source_loader)
     about = {"step": "4_5", "model": "bisenet", "train_domain": "gta5", "eval_domain": "cityscapes"}
 
     # TRAIN, EVALUATE (one run per variant: adversarial or not, segmentation loss, optimizer) ------------
     results = []
     for name, v in cfg.VARIANTS.items():
-        run = Run(cfg, variant=name, variant_spec=v)
+        run = Run(cfg, variant=name, variant_spec=v, eval_run=cfg.ADABN)
         if run.start() == "finished":
             results.append(show_stored_results(run))
             continue
@@ -136,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
                         pretrained=pretrained_arg(cfg.PRETRAINED))
         if cfg.INIT_FROM and run.status == "new":  # e.g. from the source-only run
             model.load_weights(cfg.INIT_FROM)
+        model.freeze_bn_statistics(cfg.BN_STATS == "frozen")
         net = env.place(model, find_unused_parameters=v["adversarial"])  # target forwards skip the aux heads
         lr = cfg.ADAM_LR if v["optimizer"] == "adam" else cfg.LR
         optimizer = make_optimizer(v["optimizer"], model.param_groups(), lr, momentum=cfg.MOMENTUM,
@@ -163,6 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         trained = fit(TrainState(env, **parts), iteration, run, source_loader, val_loader,
                       epochs=cfg.EPOCHS, eval_every=cfg.EVAL_EVERY, checkpoint_minutes=cfg.CHECKPOINT_MINUTES)
+        if cfg.ADABN:
+            trained = adapt_and_evaluate(model, adabn_images, val_loader, env, run, trained)
         results.append(record_results(run, env, model, trained, about, val_set))
 
     # REPORT ------------------------------------------------------------------------------------------

@@ -53,6 +53,10 @@ FDA_ENT_WEIGHT = 0.005                 # FDA: weight of the robust entropy term 
 FDA_ETA = 2.0                          # FDA: the entropy penalty's exponent
 DACS_ALPHA = 0.99                      # DACS: the teacher's EMA rate
 DACS_THRESHOLD = 0.968                 # DACS: teacher confidence counted toward the pseudo-label weight
+DACS_TEACHER = "train"                 # DACS teacher's BatchNorm: train (target batch statistics, DACS's) | eval
+BN_STATS = "train"                     # BatchNorm statistics while adapting: train (every batch moves them) | frozen
+ADABN = False                          # after training: BatchNorm statistics re-estimated on target images (AdaBN)
+ADABN_IMAGES = 0                       # target train images AdaBN reads, spread over the split (0: all)
 EVAL_EVERY = 5                         # evaluate on Cityscapes val every N epochs (and after the last)
 NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
 SEED = 42                              # seeds weights, sample order and augmentation
@@ -81,11 +85,13 @@ VARIANTS = {                           # variant -> method and its terms
 }
 
 CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"), "MODEL": ("bisenet", "deeplabv2"),
-           "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny")}
-BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "DEEPLAB_LR": 0, "MOMENTUM": 0,
-          "WEIGHT_DECAY": 0, "DEEPLAB_WEIGHT_DECAY": 0,
-          "AUX_WEIGHT": 0, "LOW_SEG_WEIGHT": 0, "LAMBDA_ADV_LOW": 0, "LAMBDA_ENT": 0, "DACS_ALPHA": 0, "DACS_THRESHOLD": 0, "LAMBDA_ADV": 0, "DISC_LR": 0, "FDA_BETA": 0, "FDA_ENT_WEIGHT": 0,
-          "FDA_ETA": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
+           "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny"),
+           "DACS_TEACHER": ("train", "eval"), "BN_STATS": ("train", "frozen")}
+BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "ADABN_IMAGES": 0, "LR": 0, "DEEPLAB_LR": 0,
+          "MOMENTUM": 0, "WEIGHT_DECAY": 0, "DEEPLAB_WEIGHT_DECAY": 0, "AUX_WEIGHT": 0, "LOW_SEG_WEIGHT": 0,
+          "LAMBDA_ADV_LOW": 0, "LAMBDA_ENT": 0, "DACS_ALPHA": 0, "DACS_THRESHOLD": 0, "LAMBDA_ADV": 0, "DISC_LR": 0,
+          "FDA_BETA": 0, "FDA_ENT_WEIGHT": 0, "FDA_ETA": 0,
+          "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
 DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": "none",
         "EPOCHS": 2, "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3,
         "VARIANTS": "adv_multilevel,minent,fda,dacs"}
@@ -115,6 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     from datasets.synthetic import demo_world
     from datasets.transforms import build_augmentation
     from models import BiSeNet, DeepLabV2, FCDiscriminator, pretrained_arg
+    from utils.adabn import adabn_loader, adapt_and_evaluate
     from utils.adaptation import adversarial_iteration
     from utils.advent import advent_iteration
     from utils.dacs import dacs_iteration, make_teacher
@@ -146,6 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
                          full_labels=cfg.EVAL_LABELS == "full")
     source_loader = env.loader(source, cfg.BATCH_SIZE, train=True, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
     val_loader = env.loader(val_set, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
+    adabn_images = adabn_loader(target, cfg.ADABN_IMAGES, cfg.BATCH_SIZE, env, cfg.SEED, cfg.NUM_WORKERS)
     max_iter = cfg.EPOCHS * len(source_loader)
     fda_b = window_size(cfg.FDA_BETA, cfg.TRAIN_SIZE, reference=cfg.FDA_BETA_SIZE)
     about = {"step": "6", "model": cfg.MODEL, "train_domain": "gta5", "eval_domain": "cityscapes"}
@@ -153,7 +161,9 @@ def main(argv: list[str] | None = None) -> dict:
     # TRAIN, EVALUATE (one run per variant: its method and terms) -------------------------------------
     results = []
     for name, v in cfg.VARIANTS.items():
-        run = Run(cfg, variant=name, variant_spec=v)
+        # The teacher's mode is part of a DACS run's identity (runs made before DACS_TEACHER existed used eval).
+        spec = {**v, "teacher": cfg.DACS_TEACHER} if v["method"] == "dacs" else v
+        run = Run(cfg, variant=name, variant_spec=spec, eval_run=cfg.ADABN)
         if run.start() == "finished":
             results.append(show_stored_results(run))
             continue
@@ -173,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
                             pretrained=pretrained_arg(cfg.PRETRAINED))
         if cfg.INIT_FROM and run.status == "new":  # e.g. from the source-only run
             model.load_weights(cfg.INIT_FROM, missing_ok=("low_classifier.",) if multi_level else ())
+        model.freeze_bn_statistics(cfg.BN_STATS == "frozen")  # before the DACS teacher copies the model
         net = env.place(model, find_unused_parameters=reads_target)  # target forwards skip the aux heads
         deeplab = cfg.MODEL == "deeplabv2"
         lr = cfg.DEEPLAB_LR if deeplab else cfg.LR
@@ -192,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
         disc, d_optimizer = discs[0] if discs else (None, None)
         teacher = None
         if v["method"] == "dacs":  # the EMA teacher is part of the state a resumed run needs
-            teacher = parts["teacher"] = make_teacher(model)
+            teacher = parts["teacher"] = make_teacher(model, train_mode=cfg.DACS_TEACHER == "train")
         target_batches = None
         if reads_target:
             target_batches = BatchStream(env.loader(target, cfg.BATCH_SIZE, train=True, seed=cfg.SEED,
@@ -223,6 +234,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         trained = fit(TrainState(env, **parts), iteration, run, source_loader, val_loader,
                       epochs=cfg.EPOCHS, eval_every=cfg.EVAL_EVERY, checkpoint_minutes=cfg.CHECKPOINT_MINUTES)
+        if cfg.ADABN:
+            trained = adapt_and_evaluate(model, adabn_images, val_loader, env, run, trained)
         results.append(record_results(run, env, model, trained, about, val_set))
 
     # REPORT ------------------------------------------------------------------------------------------

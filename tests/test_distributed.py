@@ -1,6 +1,6 @@
 """Several processes under torchrun (CPU, Gloo): step scripts run unchanged, shard training and evaluation,
-agree on the run's status, and only rank 0 writes; the reduced confusion matrix and a DDP iteration equal
-their single-process counterparts."""
+agree on the run's status, and only rank 0 writes; the reduced confusion matrix, a DDP iteration and AdaBN's
+statistics equal their single-process counterparts."""
 from __future__ import annotations
 
 import json
@@ -198,6 +198,30 @@ WORKER = textwrap.dedent('''
                  for a, b in zip(ref.state_dict()[k].values(), ddp.state_dict()[k].values()) if a.is_floating_point()]
         found[name + "_max_diff"] = max(diffs)
         found[name + "_keys"] = sorted(ddp.state_dict()["model"]) == sorted(ref.state_dict()["model"])
+
+    # 4. AdaBN: every rank's images count (9 images: 4 per rank, the ninth dropped); the statistics equal the hand
+    #    average of the per-batch statistics over all ranks' batches
+    from utils.adabn import adabn_loader, reestimate_bn_statistics
+
+    g = torch.Generator().manual_seed(2)
+    images = torch.randint(0, 256, (9, 3, 8, 8), dtype=torch.uint8, generator=g)
+
+    class Nine(torch.utils.data.Dataset):
+        def __len__(self):
+            return 9
+        def __getitem__(self, i):
+            return images[i], torch.zeros(8, 8, dtype=torch.int64)
+
+    torch.manual_seed(0)
+    net = TwoHeads()
+    found["adabn_images"] = reestimate_bn_statistics(net, adabn_loader(Nine(), 0, 2, env, seed=0, num_workers=0),
+                                                     env, progress=False)
+    with torch.no_grad():
+        feats = [net.conv(images[list(b)].float() / 255) for b in ((0, 2), (4, 6), (1, 3), (5, 7))]
+    mean = torch.stack([x.mean(dim=(0, 2, 3)) for x in feats]).mean(0)
+    var = torch.stack([x.var(dim=(0, 2, 3)) for x in feats]).mean(0)
+    found["adabn_diff"] = max(float((net.bn.running_mean - mean).abs().max()),
+                              float((net.bn.running_var - var).abs().max()))
     with open(f"{sys.argv[1]}/rank{rank}.json", "w") as f:
         json.dump(found, f)
 ''')
@@ -229,6 +253,7 @@ def test_reduction_sharded_eval_and_ddp_iterations_match_single_process(tmp_path
         assert f["seg_max_diff"] < 1e-5, f["seg_max_diff"]
         assert f["adv_max_diff"] < 1e-5, f["adv_max_diff"]
     assert sorted(f["eval_batches"] for f in found) == [1, 2]  # 4 and 3 images in batches of 3
+    assert all(f["adabn_images"] == 8 and f["adabn_diff"] < 1e-5 for f in found), found
 
 
 def test_single_process_needs_no_process_group():

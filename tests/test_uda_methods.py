@@ -270,7 +270,7 @@ def test_ema_teacher_update_by_hand():
         teacher.weight.fill_(3.0)
     assert ema_update(teacher, student, 0.99, 10_000) == 0.99
     torch.testing.assert_close(teacher.weight, torch.full((1, 2), 0.99 * 3 + 0.01 * 1))
-    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    assert not any(p.requires_grad for p in teacher.parameters()) and teacher.training  # DACS's mode
 
 
 def test_classmix_pastes_source_classes_over_pseudo_labels():

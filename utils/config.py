@@ -100,14 +100,18 @@ class Config(dict):
         demo: True when ``--demo`` or ``--study`` was given: the run reads the synthetic world.
         study: True when ``--study`` was given (the adaptation study's setting, ``STUDY``).
         overrides: the keys the user set on the command line and their parsed values (not the DEMO ones).
+        defaults: the script's constants with the ``--demo`` or ``--study`` table applied, before the user's
+            overrides: what a key absent from an older run's config stands for.
     """
 
     def __init__(self, *args: Any, demo: bool = False, study: bool = False,
-                 overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+                 overrides: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         object.__setattr__(self, "demo", bool(demo or study))
         object.__setattr__(self, "study", bool(study))
         object.__setattr__(self, "overrides", dict(overrides or {}))
+        object.__setattr__(self, "defaults", dict(defaults or {}))
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -116,7 +120,7 @@ class Config(dict):
             raise AttributeError(f"config has no key {name!r}") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("demo", "study", "overrides"):
+        if name in ("demo", "study", "overrides", "defaults"):
             object.__setattr__(self, name, value)
         else:
             self[name] = value
@@ -141,14 +145,17 @@ def to_json(v: Any) -> Any:
     return str(v)
 
 
-def config_diff(a: Mapping[str, Any], b: Mapping[str, Any], ignore: Iterable[str] = ()) -> list[str]:
+def config_diff(a: Mapping[str, Any], b: Mapping[str, Any], ignore: Iterable[str] = (),
+                absent: Mapping[str, Any] | None = None) -> list[str]:
     """Human-readable differences between two configs, e.g. ``["EPOCHS: 2 -> 3"]``, skipping ``ignore``.
 
     Values are compared in their JSON form, so a tuple equals the list it was saved as, and an alias of
     ``COMMON_ALIASES`` equals its value (a config.json saying PRETRAINED false equals one saying none).
+    ``absent`` gives what a key missing from ``a`` stands for (a script's defaults: a setting added since ``a``
+    was written does not make it another config while it keeps its default).
     """
     ignore = set(ignore)
-    a, b = (to_json({k: canonical(k, v) for k, v in c.items()}) for c in (a, b))
+    a, b, absent = (to_json({k: canonical(k, v) for k, v in c.items()}) for c in (a, b, absent or {}))
     out = []
     for key in list(a) + [k for k in b if k not in a]:
         if key in ignore:
@@ -156,6 +163,8 @@ def config_diff(a: Mapping[str, Any], b: Mapping[str, Any], ignore: Iterable[str
         if key not in b:
             out.append(f"{key}: {a[key]!r} -> (absent)")
         elif key not in a:
+            if key in absent and absent[key] == b[key]:
+                continue
             out.append(f"{key}: (absent) -> {b[key]!r}")
         elif a[key] != b[key]:
             out.append(f"{key}: {a[key]!r} -> {b[key]!r}")
@@ -524,6 +533,7 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     for name, v in mode_overrides.items():
         key = parser.resolve_key(name, f"{table}[{name!r}]")
         values[key] = parser.table_value(key, v, table)
+    mode_defaults = copy.deepcopy(values)  # the script's defaults in this mode (--demo, --study or neither)
     overrides = {}
     for key, raw, where in user:
         overrides[key] = values[key] = parser.parse(key, raw, where)
@@ -536,7 +546,7 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     name_options(_spellings(defaults))
     if suffix and isinstance(values.get("RUN_NAME"), str) and not values["RUN_NAME"].endswith(suffix):
         values["RUN_NAME"] += suffix
-    return Config(values, demo=modes["demo"], study=modes["study"], overrides=overrides)
+    return Config(values, demo=modes["demo"], study=modes["study"], overrides=overrides, defaults=mode_defaults)
 
 
 def _spellings(keys: Iterable[str]) -> dict[str, str]:

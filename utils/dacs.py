@@ -19,26 +19,34 @@ from utils.engine import Env, check_finite
 from utils.losses import SafeCrossEntropyLoss
 
 
-def make_teacher(model: nn.Module) -> nn.Module:
-    """The teacher: a copy of ``model`` that takes no gradient, in eval mode (its pseudo-labels are
-    deterministic)."""
+def make_teacher(model: nn.Module, train_mode: bool = True) -> nn.Module:
+    """The teacher: a copy of ``model`` that takes no gradient.
+
+    Args:
+        model: the student.
+        train_mode: as DACS runs it (``ema_model.train()``): BatchNorm normalises each target batch with that
+            batch's statistics, and the teacher's running statistics are its own. False: eval mode, normalising
+            with the student's running statistics, which :func:`ema_update` then copies over.
+    """
     import copy
 
     teacher = copy.deepcopy(model)
     teacher.requires_grad_(False)
-    return teacher.eval()
+    return teacher.train(train_mode)
 
 
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, alpha: float, iteration: int) -> float:
     """teacher <- a * teacher + (1 - a) * student for every parameter, with a = min(1 - 1 / (iteration + 1),
-    alpha) (DACS's warm-up: early teachers follow the student closely); buffers (BatchNorm statistics) are the
-    student's. Returns a."""
+    alpha) (DACS's warm-up: early teachers follow the student closely). Buffers (BatchNorm statistics) are not
+    averaged: a teacher in train mode keeps its own, as DACS's does; one in eval mode takes the student's, which
+    it normalises with. Returns a."""
     a = min(1.0 - 1.0 / (iteration + 1), alpha)
     for t, s in zip(teacher.parameters(), student.parameters()):
         t.mul_(a).add_(s.detach(), alpha=1.0 - a)
-    for t, s in zip(teacher.buffers(), student.buffers()):
-        t.copy_(s)
+    if not teacher.training:
+        for t, s in zip(teacher.buffers(), student.buffers()):
+            t.copy_(s)
     return a
 
 

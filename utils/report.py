@@ -85,7 +85,10 @@ def print_results(results: dict) -> None:
     for name, ev in (results.get("extra_evals") or {}).items():
         print(f"{name}: mIoU {_fmt(ev['miou'])}")
     marker = " (synthetic world)" if results.get("synthetic") else ""
-    print(f"\nmIoU {_fmt(results['miou'])}{marker}, {results['epochs']} epochs, "
+    adabn = ""
+    if results.get("miou_before_adabn") is not None:
+        adabn = f" after AdaBN ({_fmt(results['miou_before_adabn'])} before)"
+    print(f"\nmIoU {_fmt(results['miou'])}{adabn}{marker}, {results['epochs']} epochs, "
           f"{results['iterations']} iterations, {results['train_seconds']:.0f} s on {results['device']}")
 
 
@@ -98,6 +101,9 @@ def write_summary(out_dir: Path, results: list[dict], baseline: str | None = Non
     other = by_name.get(also_vs)
     classes = list(results[0]["per_class_iou"]) if results else []
     header = ["variant", "mIoU"]
+    adabn = any(r.get("miou_before_adabn") is not None for r in results)
+    if adabn:
+        header.append("mIoU before AdaBN")
     if base:
         header.append(f"gain vs {baseline}")
     if other:
@@ -107,6 +113,8 @@ def write_summary(out_dir: Path, results: list[dict], baseline: str | None = Non
     rows = []
     for r in results:
         row = [r["variant"], r["miou"]]
+        if adabn:
+            row.append(r.get("miou_before_adabn"))
         if base:
             row.append(_gain(r, base))
         if other:

@@ -51,9 +51,12 @@ class Run:
         cfg: the resolved config (``utils.config.Config``).
         variant: the variant name for multi-variant steps, or None for single-run steps.
         variant_spec: what the variant changes; part of this run's identity.
+        eval_run: with ``EVAL_ONLY`` and ``INIT_FROM``, the evaluation is a run of its own (e.g. AdaBN's, which
+            changes the weights it evaluates): its folder holds its config, ``results.json`` and weights, and a
+            finished one is reused, as a trained run is.
     """
 
-    def __init__(self, cfg, variant: str | None = None, variant_spec: Any = None) -> None:
+    def __init__(self, cfg, variant: str | None = None, variant_spec: Any = None, eval_run: bool = False) -> None:
         name = str(cfg.RUN_NAME).strip()
         if not name or Path(name).is_absolute() or any(part in ("", ".", "..") for part in name.split("/")):
             # RUNS_DIR itself (or a folder above it) would become the run folder that OVERWRITE may delete.
@@ -68,6 +71,10 @@ class Run:
             self.config["VARIANT_SPEC"] = variant_spec
         self.overwrite = bool(cfg.OVERWRITE)
         self.eval_only, self.init_from = bool(cfg.EVAL_ONLY), cfg.INIT_FROM
+        self.eval_run = bool(eval_run) and self.eval_only and bool(self.init_from)
+        if self.eval_run:  # EVAL_ONLY is not part of a run's identity: a trained run of this config is another run
+            self.config["EVAL_RUN"] = True
+        self.defaults = dict(getattr(cfg, "defaults", {}))  # what keys absent from an older run's config mean
         self.synthetic = cfg.demo  # --demo reads the synthetic world
         self.user_keys = set(cfg.overrides)  # set on the command line
         self.status: str | None = None
@@ -105,7 +112,7 @@ class Run:
         return self.best
 
     def _start(self) -> str:
-        if self.eval_only:
+        if self.eval_only and not self.eval_run:
             self._writable()  # for its eval_<checkpoint>.json
             return "evaluate"
         if not distributed.is_initialized():
@@ -135,7 +142,8 @@ class Run:
         if self.dir != self.root:
             self._check_experiment_root()
         old, source = self._stored_config() if _contents(self.dir) else (None, "")
-        if old is not None and _half_made(self.dir) and config_diff(old, self.config, NON_IDENTITY_KEYS):
+        if old is not None and _half_made(self.dir) and config_diff(old, self.config, NON_IDENTITY_KEYS,
+                                                                    absent=self.defaults):
             print(f"{self.dir} holds a run of another config that stopped before its first checkpoint: starting afresh")
             _clear_half_made(self.dir)
         if _contents(self.dir):
@@ -143,7 +151,7 @@ class Run:
                 problem = (f"{self.dir} already holds files that are not a run of this config and no readable "
                            f"config.json ({source}); it may belong to another experiment.")
             else:
-                diffs = config_diff(old, self.config, NON_IDENTITY_KEYS)
+                diffs = config_diff(old, self.config, NON_IDENTITY_KEYS, absent=self.defaults)
                 problem = (f"{self.dir} holds a run with a different config (from {source}):\n  "
                            + "\n  ".join(diffs)) if diffs else None
                 if diffs and self._previous_demo(diffs):
@@ -158,6 +166,9 @@ class Run:
                 shutil.rmtree(self.dir)
         if self.results_path.is_file():
             return "finished"
+        if self.eval_run:
+            write_json(self.config_path, self.config)
+            return "evaluate"
         status = "resume" if (self.last.exists() or previous_path(self.last).exists()) else "new"
         if status == "new" and self.dir.exists() and self.overwrite:
             shutil.rmtree(self.dir)
@@ -216,7 +227,8 @@ class Run:
             if not isinstance(old, dict):
                 foreign.append((path, [f"{name} is not a run of this experiment"]))
                 continue
-            diffs = config_diff({k: v for k, v in old.items() if k not in VARIANT_KEYS}, mine, NON_IDENTITY_KEYS)
+            diffs = config_diff({k: v for k, v in old.items() if k not in VARIANT_KEYS}, mine, NON_IDENTITY_KEYS,
+                                absent=self.defaults)
             if diffs and path.is_dir() and _half_made(path):
                 print(f"removing {path}, a run of another config that stopped before its first checkpoint")
                 _clear_half_made(path)
