@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
         use_prepared_for_demo(all_train, images_read=cfg.EPOCHS * len(train_set))
 
     seed_everything(cfg.SEED)
-    model = DeepLabV2(num_classes=cfg.NUM_CLASSES, pretrained=pretrained_arg(cfg.PRETRAINED), bn_mode=cfg.BN_MODE)
+    pretrained = pretrained_arg(cfg.PRETRAINED)  # from scratch BatchNorm trains fully, whatever BN_MODE says
+    model = DeepLabV2(num_classes=cfg.NUM_CLASSES, pretrained=pretrained, bn_mode=cfg.BN_MODE if pretrained else None)
     if cfg.INIT_FROM and run.status == "new":
         model.load_weights(cfg.INIT_FROM)
     net = env.place(model)  # on the device; a DDP wrapper under torchrun

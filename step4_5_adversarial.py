@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     from datasets.transforms import build_augmentation
     from models import BiSeNet, FCDiscriminator, pretrained_arg
     from utils.adabn import adabn_loader, adapt_and_evaluate
-    from utils.adaptation import adversarial_iteration
+    from utils.adaptation import Level, adversarial_iteration
     from utils.data import BatchStream, limit
     from utils.engine import TrainState, fit, make_optimizer, seed_everything, setup_env, train_iteration
     from utils.losses import SegLosses, build_seg_loss
@@ -149,13 +149,14 @@ def main(argv: list[str] | None = None) -> dict:
                                    weight_decay=cfg.WEIGHT_DECAY, betas=cfg.BETAS)
         seg_loss = SegLosses(build_seg_loss(v["loss"], gamma=cfg.FOCAL_GAMMA), aux_weight=cfg.AUX_WEIGHT)
         parts = {"model": net, "optimizer": optimizer}
-        disc = d_optimizer = target_batches = None
+        levels, target_batches = [], None
         if v["adversarial"]:
             # AdaptSegNet's discriminator on the softmax output, Adam with its own poly schedule. It trains in
             # NCHW, the format the published demo figures were measured with (channels_last not measured yet).
             disc = env.place(FCDiscriminator(num_classes=cfg.NUM_CLASSES), channels_last=False)
             d_optimizer = make_optimizer("adam", [{"params": disc.parameters()}], cfg.DISC_LR, betas=cfg.DISC_BETAS)
             parts.update(discriminator=disc, disc_optimizer=d_optimizer)
+            levels = [Level("main", 0, disc, d_optimizer, v.get("lambda_adv", cfg.LAMBDA_ADV))]
             target_batches = BatchStream(env.loader(target, cfg.BATCH_SIZE, train=True, seed=cfg.SEED,
                                                     num_workers=cfg.NUM_WORKERS, stream=1))
 
@@ -163,9 +164,8 @@ def main(argv: list[str] | None = None) -> dict:
             lr_now = set_poly_lr(optimizer, lr, it, max_iter)
             if not v["adversarial"]:
                 return {**train_iteration(net, optimizer, seg_loss, batch, env), "lr": lr_now}
-            set_poly_lr(d_optimizer, cfg.DISC_LR, it, max_iter)
-            logs = adversarial_iteration(net, disc, (optimizer, d_optimizer), seg_loss, batch,
-                                         target_batches.batch(it)[0], env, v.get("lambda_adv", cfg.LAMBDA_ADV))
+            set_poly_lr(levels[0].optimizer, cfg.DISC_LR, it, max_iter)
+            logs = adversarial_iteration(net, optimizer, seg_loss, batch, target_batches.batch(it)[0], env, levels)
             return {**logs, "lr": lr_now}
 
         trained = fit(TrainState(env, **parts), iteration, run, source_loader, val_loader,

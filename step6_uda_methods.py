@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     from datasets.transforms import build_augmentation
     from models import BiSeNet, DeepLabV2, FCDiscriminator, pretrained_arg
     from utils.adabn import adabn_loader, adapt_and_evaluate
-    from utils.adaptation import adversarial_iteration
+    from utils.adaptation import Level, adversarial_iteration
     from utils.advent import advent_iteration
     from utils.dacs import dacs_iteration, make_teacher
     from utils.data import BatchStream, limit
@@ -192,15 +192,14 @@ def main(argv: list[str] | None = None) -> dict:
         aux_weight = cfg.LOW_SEG_WEIGHT if deeplab else cfg.AUX_WEIGHT
         seg_loss = SegLosses(build_seg_loss("ce"), aux_weight=aux_weight)
         parts = {"model": net, "optimizer": optimizer}
-        discs: list = []  # (discriminator, its optimizer): the main output's, then the lower one's
-        n_discs = 2 if multi_level else 1 if v["method"] == "adaptsegnet" or v.get("discriminator") else 0
-        for _ in range(n_discs):
-            disc = env.place(FCDiscriminator(num_classes=cfg.NUM_CLASSES), channels_last=False)
-            discs.append((disc, make_optimizer("adam", [{"params": disc.parameters()}], cfg.DISC_LR,
-                                               betas=cfg.DISC_BETAS)))
-        for (disc, d_opt), suffix in zip(discs, ("", "_low")):
-            parts.update({f"discriminator{suffix}": disc, f"disc_optimizer{suffix}": d_opt})
-        disc, d_optimizer = discs[0] if discs else (None, None)
+        levels = []  # the outputs a discriminator judges: the main one, and for multi-level the lower one
+        if v["method"] == "adaptsegnet" or v.get("discriminator"):
+            weights = {"main": cfg.LAMBDA_ADV, **({"low": cfg.LAMBDA_ADV_LOW} if multi_level else {})}
+            for output, (name, weight) in enumerate(weights.items()):
+                disc = env.place(FCDiscriminator(num_classes=cfg.NUM_CLASSES), channels_last=False)
+                d_opt = make_optimizer("adam", [{"params": disc.parameters()}], cfg.DISC_LR, betas=cfg.DISC_BETAS)
+                levels.append(Level(name, output, disc, d_opt, weight))
+                parts.update({f"discriminator{levels[-1].suffix}": disc, f"disc_optimizer{levels[-1].suffix}": d_opt})
         teacher = None
         if v["method"] == "dacs":  # the EMA teacher is part of the state a resumed run needs
             teacher = parts["teacher"] = make_teacher(model, train_mode=cfg.DACS_TEACHER == "train")
@@ -214,15 +213,14 @@ def main(argv: list[str] | None = None) -> dict:
             if v["method"] == "source_only":
                 return {**train_iteration(net, optimizer, seg_loss, batch, env), "lr": lr_now}
             target_images = target_batches.batch(it)[0]
-            for _, d_opt in discs:
-                set_poly_lr(d_opt, cfg.DISC_LR, it, max_iter)
+            for level in levels:
+                set_poly_lr(level.optimizer, cfg.DISC_LR, it, max_iter)
             if v["method"] == "adaptsegnet":
-                low = (*discs[1], cfg.LAMBDA_ADV_LOW) if multi_level else None
-                logs = adversarial_iteration(net, disc, (optimizer, d_optimizer), seg_loss, batch, target_images,
-                                             env, cfg.LAMBDA_ADV, low_level=low)
+                logs = adversarial_iteration(net, optimizer, seg_loss, batch, target_images, env, levels)
             elif v["method"] == "advent":
-                logs = advent_iteration(net, disc, (optimizer, d_optimizer), seg_loss, batch, target_images, env,
-                                        cfg.LAMBDA_ADV, cfg.LAMBDA_ENT if v.get("entropy") else 0.0)
+                logs = advent_iteration(net, optimizer, seg_loss, batch, target_images, env,
+                                        lambda_ent=cfg.LAMBDA_ENT if v.get("entropy") else 0.0,
+                                        level=levels[0] if levels else None)
             elif v["method"] == "fda":
                 logs = fda_iteration(net, optimizer, seg_loss, batch, target_images, env, fda_b,
                                      cfg.FDA_ENT_WEIGHT, cfg.FDA_ETA)

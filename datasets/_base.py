@@ -59,11 +59,6 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def require_dir(path: Path, what: str, hint: str) -> None:
-    if not path.is_dir():
-        raise DatasetError(f"{what} not found: {path} does not exist or is not a folder. {hint}")
-
-
 class WorkerDatasetError(DatasetError):
     """A DatasetError raised inside a DataLoader worker, re-raised in the main process with its message only.
 

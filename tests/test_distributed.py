@@ -117,7 +117,7 @@ WORKER = textwrap.dedent('''
     from models import FCDiscriminator
     from utils import distributed
     from utils.data import make_loader
-    from utils.adaptation import adversarial_iteration
+    from utils.adaptation import Level, adversarial_iteration
     from utils.engine import Env, TrainState, evaluate, make_optimizer, train_iteration
     from utils.losses import SegLosses, build_seg_loss
     from utils.metrics import ConfusionMatrix
@@ -182,8 +182,8 @@ WORKER = textwrap.dedent('''
         d_net = distributed.wrap(disc, env.device) if ddp and adversarial else disc
         if adversarial:
             state = TrainState(env, model=net, optimizer=optimizer, discriminator=d_net, disc_optimizer=d_optimizer)
-            return state, lambda: adversarial_iteration(net, d_net, (optimizer, d_optimizer), seg_loss, src, tgt[0],
-                                                        env, 0.5)
+            levels = [Level("main", 0, d_net, d_optimizer, 0.5)]
+            return state, lambda: adversarial_iteration(net, optimizer, seg_loss, src, tgt[0], env, levels)
         return TrainState(env, model=net, optimizer=optimizer), lambda: train_iteration(net, optimizer, seg_loss,
                                                                                           src, env)
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from utils.classes import IGNORE_INDEX
-from utils.engine import Env, check_finite
+from utils.engine import Env, backward_segmentation, check_finite, network_outputs
 from utils.losses import SafeCrossEntropyLoss
 
 
@@ -81,8 +81,7 @@ def pseudo_labels(teacher: nn.Module, target_images: torch.Tensor, env: Env, thr
     """The teacher's labels of the target batch and their weight: the share of pixels whose top probability
     exceeds ``threshold``, one value for the batch as in DACS, broadcast to (N, H, W)."""
     with env.autocast():
-        logits = teacher(target_images)
-    logits = logits[0] if isinstance(logits, (tuple, list)) else logits
+        logits = network_outputs(teacher(target_images))[0]
     confidence, labels = F.softmax(logits.float(), dim=1).max(dim=1)
     weight = (confidence > threshold).float().mean()
     return labels, weight.expand_as(confidence)
@@ -150,22 +149,16 @@ def dacs_iteration(model: nn.Module, teacher: nn.Module, optimizer: torch.optim.
     n = min(images.shape[0], target_images.shape[0])
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    with env.autocast():
-        seg = seg_loss(model(images), labels)
-    seg_values = check_finite(seg)
-    env.backward(sum(seg.values()))
+    _, logs = backward_segmentation(model, seg_loss, images, labels, env)
 
     plabels, pweight = pseudo_labels(teacher, target_images[:n], env, threshold)
     masks = classmix_masks(labels[:n], generator)
     mixed, mixed_labels, mixed_weights = classmix(images[:n], labels[:n], target_images[:n], plabels, pweight, masks)
     mixed = strong_augment(mixed, generator)
     with env.autocast():
-        out = model(mixed)
-        loss_mix = weighted_cross_entropy(out[0] if isinstance(out, (tuple, list)) else out, mixed_labels,
-                                          mixed_weights)
-    mix_values = check_finite({"loss_mix": loss_mix})
+        loss_mix = weighted_cross_entropy(network_outputs(model(mixed))[0], mixed_labels, mixed_weights)
+    logs.update(check_finite({"loss_mix": loss_mix}))
     env.backward(loss_mix)
     env.optimizer_step(optimizer)
     ema_update(teacher, model, alpha, it)
-    return {"loss": sum(seg_values.values()), **seg_values, **mix_values,
-            "pseudo_weight": float(pweight.flatten()[0]) if pweight.numel() else 0.0}
+    return {**logs, "pseudo_weight": float(pweight.flatten()[0]) if pweight.numel() else 0.0}

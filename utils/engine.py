@@ -172,6 +172,25 @@ def check_finite(losses: dict[str, torch.Tensor]) -> dict[str, float]:
     return values
 
 
+def network_outputs(outputs) -> tuple:
+    """A network's outputs as a tuple, main first (in eval mode a network returns its main output alone)."""
+    return tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
+
+
+def backward_segmentation(model: nn.Module, seg_loss: Callable, images: torch.Tensor, labels: torch.Tensor,
+                          env: Env) -> tuple[tuple, dict[str, float]]:
+    """The supervised part of every iteration: forward a labelled batch (on the device), its losses, backward.
+
+    Returns the network's outputs (main first) and the logged losses: ``loss``, their sum, and each of them.
+    """
+    with env.autocast():
+        outputs = network_outputs(model(images))
+        losses = seg_loss(outputs, labels)
+    values = check_finite(losses)
+    env.backward(sum(losses.values()))
+    return outputs, {"loss": sum(values.values()), **values}
+
+
 def train_iteration(model: nn.Module, optimizer: torch.optim.Optimizer, seg_loss: Callable, batch,
                     env: Env) -> dict[str, float]:
     """One supervised iteration: forward (main and auxiliary heads), backward, optimizer step.
@@ -183,16 +202,11 @@ def train_iteration(model: nn.Module, optimizer: torch.optim.Optimizer, seg_loss
         batch: ``(uint8 images, int64 labels)``.
         env: device, autocast, gradient scaler.
     """
-    images, labels = env.images(batch[0]), env.labels(batch[1])
     model.train()
-    with env.autocast():
-        losses = seg_loss(model(images), labels)
-    total = sum(losses.values())
-    values = check_finite(losses)
     optimizer.zero_grad(set_to_none=True)
-    env.backward(total)
+    _, logs = backward_segmentation(model, seg_loss, env.images(batch[0]), env.labels(batch[1]), env)
     env.optimizer_step(optimizer)
-    return {"loss": sum(values.values()), **values}
+    return logs
 
 
 # ------------------------------------------------------------------------------------ epochs and evaluation
@@ -492,5 +506,5 @@ def _evaluate_checkpoint(state: TrainState, run: Run, val_loader) -> dict:
 
 
 __all__ = ["Env", "TrainState", "TrainingError", "Interrupted", "NonFiniteLoss", "setup_env", "seed_everything",
-           "make_optimizer", "check_finite", "train_iteration", "train_one_epoch", "evaluate", "evaluation", "fit",
-           "check_data"]
+           "make_optimizer", "check_finite", "network_outputs", "backward_segmentation", "train_iteration",
+           "train_one_epoch", "evaluate", "evaluation", "fit", "check_data"]

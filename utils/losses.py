@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from utils.classes import IGNORE_INDEX
 from utils.errors import ConfigError
 
-__all__ = ["FocalLoss", "OhemCrossEntropyLoss", "SafeCrossEntropyLoss", "SegLosses", "build_seg_loss"]
+__all__ = ["FocalLoss", "OhemCrossEntropyLoss", "SafeCrossEntropyLoss", "SegLosses", "build_seg_loss",
+           "class_entropy"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -210,3 +211,10 @@ class SegLosses(nn.Module):
             if out is not None:
                 losses[name] = self.aux_weight * self.criterion(out.float(), labels)
         return losses
+
+
+def class_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """``-p log p`` per class and pixel, (N, C, H, W), in float32: summed over the classes, the entropy of each
+    pixel's prediction (what ADVENT's self-information maps and MinEnt, and FDA's entropy penalty, are made of)."""
+    logits = logits.float()
+    return -(F.softmax(logits, dim=1) * F.log_softmax(logits, dim=1))
