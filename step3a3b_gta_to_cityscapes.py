@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     from models import BiSeNet, pretrained_arg
     from utils.adabn import adabn_loader, adapt_and_evaluate
     from utils.data import limit
-    from utils.engine import (TrainState, evaluate, fit, make_optimizer, seed_everything, setup_env,
+    from utils.engine import (TrainState, confusion_matrix, fit, make_optimizer, seed_everything, setup_env,
                               train_iteration)
     from utils.losses import SegLosses, build_seg_loss
     from utils.report import summarize_variants
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         trained = fit(TrainState(env, model=net, optimizer=optimizer), iteration, run, train_loader, val_loader,
                       epochs=cfg.EPOCHS, eval_every=cfg.EVAL_EVERY, checkpoint_minutes=cfg.CHECKPOINT_MINUTES)
-        extra = {n: evaluate(model, loader, env, progress=env.is_main, desc=n).compute()
+        extra = {n: confusion_matrix(model, loader, env, progress=env.is_main, desc=n).compute()
                  for n, loader in extra_loaders.items()}  # in-domain figures of the model as trained
         if cfg.ADABN:
             trained = adapt_and_evaluate(model, adabn_images, val_loader, env, run, trained)

@@ -118,7 +118,7 @@ WORKER = textwrap.dedent('''
     from utils import distributed
     from utils.data import make_loader
     from utils.adaptation import Level, adversarial_iteration
-    from utils.engine import Env, TrainState, evaluate, make_optimizer, train_iteration
+    from utils.engine import Env, TrainState, confusion_matrix, make_optimizer, train_iteration
     from utils.losses import SegLosses, build_seg_loss
     from utils.metrics import ConfusionMatrix
 
@@ -150,7 +150,7 @@ WORKER = textwrap.dedent('''
 
     loader = make_loader(Images(), 3, train=False, seed=0, device=env.device, num_workers=0, rank=rank, world=world)
     found["eval_batches"] = len(loader)
-    found["eval_cm"] = evaluate(Echo(), loader, env, 19, progress=False).mat.tolist()
+    found["eval_cm"] = confusion_matrix(Echo(), loader, env, 19, progress=False).mat.tolist()
 
     # 3. DDP iterations on the same batch on every rank equal single-process ones (a backward pass that
     #    skips the auxiliary head, a discriminator frozen then trained, two iterations)

@@ -261,8 +261,8 @@ def test_nan_loss_stops_with_iteration_named():
                          device=torch.device("cpu"), num_workers=0)
     w0 = model.conv.weight.detach().clone()
     with pytest.raises(TrainingError, match="iteration 7"):
-        train_one_epoch(state, lambda batch, it: train_iteration(model, optimizer, nan_loss, batch, CPU), loader, 0,
-                        progress=False)
+        list(train_one_epoch(state, lambda batch, it: train_iteration(model, optimizer, nan_loss, batch, CPU), loader,
+                             0, progress=False))
     assert torch.equal(w0, model.conv.weight)  # nothing was stepped with the bad loss
 
 

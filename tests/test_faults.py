@@ -516,14 +516,14 @@ def test_signal_during_evaluation_saves_and_prints_the_resume_command(tiny_world
     """A pre-emption that lands in the end-of-epoch evaluation (long on the real val set) also says how to go on."""
     import utils.engine
 
-    real_evaluate = utils.engine.evaluate
+    real_evaluate = utils.engine.confusion_matrix
 
     def preempted(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         return real_evaluate(*args, **kwargs)
 
     args = tiny_args(tiny_world, tmp_path, "--CHECKPOINT_MINUTES=0")
-    monkeypatch.setattr(utils.engine, "evaluate", preempted)
+    monkeypatch.setattr(utils.engine, "confusion_matrix", preempted)
     with pytest.raises(SystemExit) as exit_:
         step2b(args)
     out = capsys.readouterr().out
@@ -531,7 +531,7 @@ def test_signal_during_evaluation_saves_and_prints_the_resume_command(tiny_world
     assert "SIGTERM: stopped after epoch 1" in out and "Resume with:" in out and str(tmp_path / RUN / "last.pt") in out
     assert torch.load(tmp_path / RUN / "last.pt", weights_only=True)["state"]["epoch"] == 1
     assert not (tmp_path / RUN / "results.json").exists()
-    monkeypatch.setattr(utils.engine, "evaluate", real_evaluate)
+    monkeypatch.setattr(utils.engine, "confusion_matrix", real_evaluate)
     results = step2b(args)
     assert "resuming" in capsys.readouterr().out and results["iterations"] == 2
     assert (tmp_path / RUN / "results.json").is_file()
@@ -556,7 +556,7 @@ def test_evaluation_of_frames_of_several_sizes_equals_one_by_one(tiny_world, tmp
     evaluating every frame alone."""
     from models import build_model
     from utils.data import make_loader
-    from utils.engine import evaluate, setup_env
+    from utils.engine import confusion_matrix, setup_env
 
     data = _cityscapes_of_two_sizes(tiny_world, tmp_path / "Cityscapes")
     args = [a for a in tiny_args(tiny_world, tmp_path / "runs") if a != "--demo"]
@@ -569,7 +569,8 @@ def test_evaluation_of_frames_of_several_sizes_equals_one_by_one(tiny_world, tmp
     val = Cityscapes(data, "val", size=size, full_labels=eval_labels == "full")
     assert len({tuple(val[i][1].shape) for i in range(len(val))}) == 2
     one_by_one = make_loader(val, 1, train=False, seed=0, device=torch.device("cpu"), num_workers=0)
-    alone = evaluate(model, one_by_one, setup_env("cpu", "auto"), progress=False).compute()  # the run's precision
+    # at the run's precision
+    alone = confusion_matrix(model, one_by_one, setup_env("cpu", "auto"), progress=False).compute()
     assert results["miou"] == pytest.approx(alone["miou"], abs=1e-6)
     assert results["per_class_iou"] == pytest.approx(alone["per_class_iou"], abs=1e-6)
     assert results["eval_pixels"] == sum(int((val[i][1] != 255).sum()) for i in range(len(val)))
@@ -582,19 +583,19 @@ def test_a_failed_evaluation_keeps_the_epoch_and_the_resumed_run_evaluates_it(ti
     import utils.engine
 
     reference = step2b(tiny_args(tiny_world, tmp_path / "reference"))
-    real_evaluate = utils.engine.evaluate
+    real_evaluate = utils.engine.confusion_matrix
 
     def failing(*args, **kwargs):
         raise DatasetError("val/x_gtFine_labelIds.png: cannot decode this image (simulated)")
 
     args = tiny_args(tiny_world, tmp_path / "runs")
-    monkeypatch.setattr(utils.engine, "evaluate", failing)
+    monkeypatch.setattr(utils.engine, "confusion_matrix", failing)
     err = user_error(args, capsys)
     assert "cannot decode this image" in err
     saved = torch.load(tmp_path / "runs" / RUN / "last.pt", weights_only=True)
     assert saved["trainer"]["global_it"] == 2 and saved["state"]["unrecorded"]["epoch"] == 1
     assert not (tmp_path / "runs" / RUN / "results.json").exists()
-    monkeypatch.setattr(utils.engine, "evaluate", real_evaluate)
+    monkeypatch.setattr(utils.engine, "confusion_matrix", real_evaluate)
     results = step2b(args)
     out = capsys.readouterr().out
     assert "epoch 1 was trained but not evaluated" in out
@@ -682,7 +683,7 @@ def test_out_of_memory_in_training_suggests_a_smaller_batch_or_crop(tiny_world, 
 
 def test_out_of_memory_in_evaluation_suggests_a_smaller_batch_or_size() -> None:
     from utils.data import make_loader
-    from utils.engine import Env, TrainingError, evaluate
+    from utils.engine import Env, TrainingError, confusion_matrix
 
     class Huge(torch.nn.Module):
         def forward(self, x):
@@ -692,7 +693,7 @@ def test_out_of_memory_in_evaluation_suggests_a_smaller_batch_or_size() -> None:
     loader = make_loader(data, 2, train=False, seed=0, device=torch.device("cpu"), num_workers=0)
     env = Env(device=torch.device("cpu"), amp_dtype=None, channels_last=False)
     with pytest.raises(TrainingError, match=r"while evaluating \(batch 2 at \(8, 16\).*--BATCH_SIZE.*--EVAL_SIZE"):
-        evaluate(Huge(), loader, env, num_classes=19, progress=False)
+        confusion_matrix(Huge(), loader, env, num_classes=19, progress=False)
 
 
 # ------------------------------------------------------------------------------------------------ predict

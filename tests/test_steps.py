@@ -209,7 +209,7 @@ def test_eval_protocols_feed_eval_size_and_count_the_right_pixels(tiny_world, pr
     from datasets import Cityscapes
     from datasets.labels import ids_to_train_ids
     from utils.data import make_loader
-    from utils.engine import Env, evaluate
+    from utils.engine import Env, confusion_matrix
     from utils.ops import resize_labels
 
     seen = []
@@ -223,7 +223,7 @@ def test_eval_protocols_feed_eval_size_and_count_the_right_pixels(tiny_world, pr
 
     val = Cityscapes(tiny_world / "Cityscapes", "val", size=(32, 64), full_labels=protocol == "full")
     loader = make_loader(val, 3, train=False, seed=0, device=torch.device("cpu"), num_workers=0)
-    cm = evaluate(Spy(), loader, Env(torch.device("cpu"), None, False), progress=False)
+    cm = confusion_matrix(Spy(), loader, Env(torch.device("cpu"), None, False), progress=False)
     assert set(seen) == {(32, 64)} and len(val) == 8
     files = sorted((tiny_world / "Cityscapes" / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))
     labelled = 0

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from utils import distributed
 from utils.checkpoint import atomic_save
 from utils.data import limit
-from utils.engine import Env, evaluate, evaluation
+from utils.engine import Env, confusion_matrix, eval_record
 from utils.runs import Run
 
 ADABN_FILE = "adabn.pt"  # the adapted weights, beside the run's other checkpoints
@@ -97,7 +97,7 @@ def adapt_and_evaluate(model: nn.Module, target_loader, val_loader, env: Env, ru
     if env.is_main:
         atomic_save({"model": model.state_dict(), "model_spec": model.spec, "config": run.config,
                      "adabn": {"images": images, "miou_before": before}}, run.dir / ADABN_FILE)
-    result = evaluation(evaluate(model, val_loader, env, progress=env.is_main, desc="eval (AdaBN)"))
+    result = eval_record(confusion_matrix(model, val_loader, env, progress=env.is_main, desc="eval (AdaBN)"))
     print(f"AdaBN: BatchNorm statistics re-estimated on {images} target images in {seconds:.0f} s; "
           f"mIoU {before:.2f} -> {result['miou']:.2f} (adapted weights: {run.dir / ADABN_FILE})")
     return {**trained, "last_eval": result, "miou_before_adabn": before, "adabn_images": images,
