@@ -32,7 +32,7 @@ TRAIN_IMAGES = 0                       # train on N images spread over the split
 SOURCE_AUGMENT = {"hflip": 0.5, "color_jitter": 0.5, "blur": 0.5}  # step 4/5's set, on source images
 NUM_CLASSES = 19                       # Cityscapes train classes
 MODEL = "bisenet"                      # bisenet (ResNet18 context path) | deeplabv2 (ResNet101)
-PRETRAINED = "imagenet"                # imagenet (torchvision) | none | a weights file (DeepLabV2: e.g. AdaptSegNet's init)
+PRETRAINED = "imagenet"                # imagenet (torchvision) | none | a weights file (e.g. AdaptSegNet's init)
 EPOCHS = 50                            # passes over the GTA5 training set
 BATCH_SIZE = 8                         # source (and target) images per iteration (>= 2)
 LR = 2.5e-2                            # SGD base learning rate, poly schedule (power 0.9), BiSeNet
@@ -48,7 +48,7 @@ LAMBDA_ADV = 0.001                     # AdaptSegNet, AdvEnt: weight of the adve
 DISC_LR = 1e-4                         # discriminators' Adam learning rate, own poly schedule
 DISC_BETAS = (0.9, 0.99)               # discriminators' Adam betas
 FDA_BETA = 0.01                        # FDA: low-frequency window, a fraction of min(H, W) (paper: 0.01)
-FDA_BETA_SIZE = (512, 1024)            # (H, W) FDA_BETA is meant at (the paper's crops); the window scales to TRAIN_SIZE
+FDA_BETA_SIZE = (512, 1024)            # (H, W) FDA_BETA is meant at (the paper's crops); scaled to TRAIN_SIZE
 FDA_ENT_WEIGHT = 0.005                 # FDA: weight of the robust entropy term on the target
 FDA_ETA = 2.0                          # FDA: the entropy penalty's exponent
 DACS_ALPHA = 0.99                      # DACS: the teacher's EMA rate

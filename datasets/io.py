@@ -92,7 +92,7 @@ def pil_to_rgb_array(im: Image.Image) -> np.ndarray:
 
 def decode_label_ids(arr: np.ndarray) -> np.ndarray:
     """Cityscapes label ids -> train ids: one vectorised table lookup, unknown ids -> 255."""
-    return labels.ID_TO_TRAINID[arr]
+    return labels.ids_to_train_ids(arr)
 
 
 # True for the values a train-id label cannot hold: 19..254 (0..18 are the classes, 255 is ignore).

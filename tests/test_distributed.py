@@ -12,8 +12,7 @@ from pathlib import Path
 
 import torch
 
-from tests.test_steps import tiny_args
-from utils.report import RESULT_KEYS
+from tests.test_steps import RESULT_KEYS, tiny_args
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -278,7 +278,8 @@ def test_optimizer_is_fused_and_updates_like_the_reference(name):
     fused_model, ref_model = TinySeg(), TinySeg()
     ref_model.load_state_dict(fused_model.state_dict())
     w0 = fused_model.conv.weight.detach().clone()
-    groups = [{"params": [fused_model.conv.weight], "lr_mult": 1.0}, {"params": [fused_model.conv.bias], "lr_mult": 10.0}]
+    groups = [{"params": [fused_model.conv.weight], "lr_mult": 1.0},
+              {"params": [fused_model.conv.bias], "lr_mult": 10.0}]
     opt = make_optimizer(name, groups, 0.05, momentum=0.9, weight_decay=1e-3)
     assert opt.defaults["fused"] is True
     ref_groups = [{"params": [ref_model.conv.weight], "lr": 0.05}, {"params": [ref_model.conv.bias], "lr": 0.5}]

@@ -13,12 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from utils.report import RESULT_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--demo", "--SYNTHETIC_WORLD=tiny", "--EPOCHS=1", "--BATCH_SIZE=6", "--TRAIN_SIZE=32,64",
         "--EVAL_SIZE=32,64", "--FLOPS_SIZE=32,64", "--LATENCY_SIZE=32,64", "--LATENCY_ITERS=2",
         "--NUM_WORKERS=0", "--DEVICE=cpu", "--TRAIN_IMAGES=0"]
+
+
+# The keys every results.json holds (the results contract).
+RESULT_KEYS = (
+    "step", "variant", "model", "train_domain", "eval_domain", "miou", "pixel_acc", "per_class_iou",
+    "eval_resolution", "eval_labels", "eval_pixels", "params_m", "flops_g", "flops_resolution", "latency_ms",
+    "latency_std_ms", "fps", "latency_resolution", "device", "amp", "epochs", "iterations", "train_seconds",
+    "synthetic", "config", "git_commit", "git_dirty", "torch", "cuda",
+)
 
 
 def tiny_args(world: Path, runs: Path, *extra: str) -> list[str]:

@@ -150,7 +150,8 @@ def test_step6_every_variant_trains_and_a_stopped_run_resumes(tiny_world, tmp_pa
     assert "loss_adv" in history["advent"] and "loss_ent" not in history["advent"]
     assert {"loss_adv", "loss_ent", "d_acc_source"} <= set(history["advent_minent"])
     assert "loss_ent" in history["fda"] and "loss_adv" not in history["fda"]
-    assert {"loss_adv_low", "loss_d_low"} <= set(history["adv_multilevel"]) and "loss_adv_low" not in history["adv_single"]
+    assert {"loss_adv_low", "loss_d_low"} <= set(history["adv_multilevel"])
+    assert "loss_adv_low" not in history["adv_single"]
     assert {"loss_mix", "pseudo_weight"} <= set(history["dacs"])
 
     stopped = tiny_args(tiny_world, tmp_path / "stopped", "--VARIANTS=adv_multilevel,advent_minent,dacs", *args)

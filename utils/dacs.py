@@ -59,8 +59,8 @@ def classmix_masks(labels: torch.Tensor, generator: torch.Generator | None = Non
         classes = classes[classes != IGNORE_INDEX]
         if classes.numel() == 0:
             continue
-        chosen = classes[torch.randperm(classes.numel(), generator=generator, device="cpu")[: (classes.numel() + 1) // 2]
-                         .to(classes.device)]
+        order = torch.randperm(classes.numel(), generator=generator, device="cpu")
+        chosen = classes[order[: (classes.numel() + 1) // 2].to(classes.device)]
         masks[i] = torch.isin(lab, chosen)
     return masks
 

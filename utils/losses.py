@@ -105,7 +105,8 @@ class OhemCrossEntropyLoss(nn.Module):
         return torch.where(n_hard < n_min, top_mean, torch.where(n_hard > 0, hard_mean, zero))
 
     def extra_repr(self) -> str:
-        return f"thresh={math.exp(-self.loss_thresh):.3g}, min_kept={self.min_kept:.4g}, ignore_index={self.ignore_index}"
+        return (f"thresh={math.exp(-self.loss_thresh):.3g}, min_kept={self.min_kept:.4g}, "
+                f"ignore_index={self.ignore_index}")
 
 
 class FocalLoss(nn.Module):

@@ -18,13 +18,6 @@ from utils.paths import REPO_ROOT, writable_file, writable_folder
 from utils.runs import NON_IDENTITY_KEYS, write_json
 from utils.stats import mean_std
 
-RESULT_KEYS = (
-    "step", "variant", "model", "train_domain", "eval_domain", "miou", "pixel_acc", "per_class_iou",
-    "eval_resolution", "eval_labels", "eval_pixels", "params_m", "flops_g", "flops_resolution", "latency_ms", "latency_std_ms", "fps",
-    "latency_resolution", "device", "amp", "epochs", "iterations", "train_seconds", "synthetic", "config",
-    "git_commit", "git_dirty", "torch", "cuda",
-)
-
 
 def provenance() -> dict:
     """Which code produced a result: commit, uncommitted changes, library versions."""
@@ -436,7 +429,8 @@ def export_figures(results: list[dict], out: Path, max_width: int = 1000, only: 
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for r in results:
-        src = Path(r["_file"]).parent / "qualitative.png" if r.get("_file") else Path(r.get("path", "")) / "qualitative.png"
+        folder = Path(r["_file"]).parent if r.get("_file") else Path(r.get("path", ""))
+        src = folder / "qualitative.png"
         if not src.is_file():
             continue
         name = src.parent.name if r.get("variant", "default") == "default" else \
