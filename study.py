@@ -10,7 +10,8 @@ seed with 95% Student t intervals.
     python study.py --ROWS=methods      (make study ROWS=methods) step 6's methods beside step 4/5's rows
 
 Resumable: after a kill the same command goes on (each step script resumes its own run); finished runs are
-reused. Writes RUNS_DIR/STUDY.md, STUDY.json, study.png and discriminator.png.
+reused. Writes RUNS_DIR/STUDY.md, STUDY.json, study.png and discriminator.png. ``--RENDER=FOLDER`` rewrites a
+copy's STUDY.md and study.png from its STUDY.json.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ SEEDS = (1, 2, 3)                      # one run of every row per seed (>= 2 for
 ROWS = "default"                       # default | all | statistics | methods | comma-separated rows (ROW_SPECS)
 DEVICE = "auto"                        # passed to every row: auto | cpu | cuda | cuda:N
 ROW_ARGS = ""                          # more --KEY=value for every row's command (e.g. --SYNTHETIC_WORLD=tiny)
+RENDER = None                          # a folder with a STUDY.json: rewrite its STUDY.md and study.png, run nothing
 
 CHOICES = {"DEVICE": ("auto", "cpu", "cuda:N")}
 
@@ -128,6 +130,11 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = load_config(globals(), argv)
     if cfg.demo:
         raise ConfigError("study.py runs every row at its script's STUDY setting: it has no --demo or --study.")
+    if cfg.RENDER:
+        if not (Path(cfg.RENDER) / "STUDY.json").is_file():
+            raise ConfigError(f"RENDER={cfg.RENDER}: no STUDY.json there to render.")
+        print(render(cfg.RENDER))
+        return {}
     rows = _resolve_rows(cfg.ROWS)
     seeds = [int(s) for s in cfg.SEEDS]
     if len(set(seeds)) != len(seeds):
@@ -378,30 +385,61 @@ def _gain_cell(g: dict | None) -> str:
 
 
 def write_study(study: dict, out, runs: dict) -> None:
-    """STUDY.json, STUDY.md, the bar plot and the discriminator curves; prints the tables."""
-    from utils.plots import plot_discriminator_curves, plot_seed_bars
+    """STUDY.json, the bar plot, the discriminator curves and STUDY.md; prints the tables."""
+    from utils.plots import plot_discriminator_curves
     from utils.runs import write_json
 
     out = Path(out)
     write_json(out / "STUDY.json", study)
-    rows, gains = study["rows"], study["gains"]
-    plot_seed_bars({n: r["miou"] for n, r in rows.items()}, out / "study.png",
-                   title=f"adaptation study, synthetic world: mIoU over seeds {study['seeds']}")
-    adversarial = {n: [runs[n][s] / "metrics.csv" for s in study["seeds"]] for n, r in rows.items()
+    adversarial = {n: [runs[n][s] / "metrics.csv" for s in study["seeds"]] for n, r in study["rows"].items()
                    if "d_acc_max" in r}
     curves = plot_discriminator_curves(adversarial, out / "discriminator.png")
+    _plot_bars(study, out)
+    pictures = ["study.png"] + (["discriminator.png"] if curves else [])
+    text = markdown(study, pictures)
+    (out / "STUDY.md").write_text(text)
+    print("\n" + text)
+    print(f"(written: {out / 'STUDY.md'}, {out / 'STUDY.json'}, " + ", ".join(str(out / p) for p in pictures) + ")")
 
+
+def render(folder) -> str:
+    """A copy of a study's outputs (``STUDY.json``, with or without the pictures beside it): its ``STUDY.md`` and
+    ``study.png`` rewritten from the JSON, nothing run. The discriminator curves need the runs' metrics and are
+    shown only where their picture is there."""
+    import json
+
+    folder = Path(folder)
+    study = json.loads((folder / "STUDY.json").read_text())
+    _plot_bars(study, folder)
+    pictures = ["study.png"] + (["discriminator.png"] if (folder / "discriminator.png").is_file() else [])
+    text = markdown(study, pictures)
+    (folder / "STUDY.md").write_text(text)
+    return text
+
+
+def _plot_bars(study: dict, out: Path) -> None:
+    from utils.plots import plot_seed_bars
+
+    plot_seed_bars({n: r["miou"] for n, r in study["rows"].items()}, out / "study.png",
+                   title=f"adaptation study, synthetic world: mIoU over seeds {study['seeds']}")
+
+
+def markdown(study: dict, pictures: list[str]) -> str:
+    """STUDY.md: the rows, the gains with the question each answers, the statistics share, the methods, the
+    bench checks and each row's command, from STUDY.json's content alone."""
+    rows, gains, machine = study["rows"], study["gains"], study["machine"]
+    minutes = study.get("train_minutes")
     lines = ["# The adaptation study (synthetic world)", "",
-             f"Seeds {', '.join(map(str, study['seeds']))}; {study['machine']['processor']}, "
-             f"{study['machine']['cpus']} CPUs, torch {study['machine']['torch']}, device "
-             f"{study['machine']['device']}; training {study['train_minutes']:.1f} min in all, this invocation "
-             f"{study['minutes_this_invocation']:.1f} min (finished runs are reused).", "",
+             f"Seeds {', '.join(map(str, study['seeds']))}; {machine['processor']}, {machine['cpus']} CPUs, torch "
+             f"{machine['torch']}, device {machine['device']}; "
+             + (f"training {minutes:.1f} min in all, " if minutes is not None else "")
+             + f"this invocation {study['minutes_this_invocation']:.1f} min (finished runs are reused).", "",
              "| row | what | iterations | mIoU mean ± std | per seed | d_acc_max | published (real data) |",
              "|-----|------|-----------:|-----------------|----------|----------:|-----------------------|"]
     for name, r in rows.items():
         per_seed = ", ".join(f"{v:.2f}" for v in r["miou"])
-        total = f"{r['iterations']}" + (f" ({r['iterations'] - r['own_iterations']} + {r['own_iterations']})"
-                                        if r["starts_from"] else "")
+        own = r.get("own_iterations", r["iterations"])
+        total = f"{r['iterations']}" + (f" ({r['iterations'] - own} + {own})" if r["starts_from"] else "")
         lines.append(f"| {name} | {r['what']} | {total} | {_fmt(r['mean'])} ± {_fmt(r['std'])} | {per_seed} | "
                      f"{_fmt(r.get('d_acc_max'), 1)} | {r.get('published', '-')} |")
     lines += ["", "Gains, paired by seed (95% Student t interval; seeds needed: how many seeds the interval would "
@@ -420,24 +458,24 @@ def write_study(study: dict, out, runs: dict) -> None:
                   f"(oracle - none): {share['mean']:.2f}, 95% interval {ci}; per seed "
                   + ", ".join(f"{v:.2f}" for v in share["per_seed"]) + "."]
     if study.get("methods"):
-        bases = ("source_only", "adv_ce_sgd", "target_bn", "source_only_adabn")
-        lines += ["", "Step 6's methods, paired by seed (95% Student t interval); beyond statistics: the method's "
-                  "weights after AdaBN minus source_only's after AdaBN; time per iteration relative to "
-                  "source_only:", "",
-                  "| method | " + " | ".join(f"vs {b}" for b in bases) + " | beyond statistics | time |",
-                  "|--------|" + "---|" * len(bases) + "---|-----:|"]
+        bases = [b for b in ("source_only", "adv_ce_sgd", "target_bn", "source_only_adabn")
+                 if any(f"vs_{b}" in m for m in study["methods"].values())]
+        beyond = any("adabn_vs_source_only_adabn" in m for m in study["methods"].values())
+        lines += ["", "Step 6's methods, paired by seed (95% Student t interval); "
+                  + ("beyond statistics: the method's weights after AdaBN minus source_only's after AdaBN; "
+                     if beyond else "") + "time per iteration relative to source_only:", "",
+                  "| method | " + " | ".join(f"vs {b}" for b in bases) + (" | beyond statistics" if beyond else "")
+                  + " | time |", "|--------|" + "---|" * (len(bases) + beyond) + "-----:|"]
         for name, m in study["methods"].items():
-            cells = [_gain_cell(m.get(f"vs_{b}")) for b in bases] + [_gain_cell(m.get("adabn_vs_source_only_adabn"))]
+            cells = [_gain_cell(m.get(f"vs_{b}")) for b in bases]
+            cells += [_gain_cell(m.get("adabn_vs_source_only_adabn"))] if beyond else []
             lines.append(f"| {name} | {' | '.join(cells)} | {_fmt(m.get('time_vs_source_only'), 1)}x |")
     if study["checks"]:
         lines += ["", "What the bench must show:", "", "| check | wants | holds |", "|-------|-------|-------|"]
         lines += [f"| {c['check']} | {c['wants']} | {'yes' if c['ok'] else 'NO'} |" for c in study["checks"]]
     lines += ["", "Each row is one command (`<seed>`: each of the seeds):", ""]
     lines += [f"- {name}: `{r['command']}`" for name, r in rows.items()]
-    pictures = ["study.png"] + (["discriminator.png"] if curves else [])
-    (out / "STUDY.md").write_text("\n".join(lines + [""] + [f"![{p[:-4]}]({p})\n" for p in pictures]))
-    print("\n" + "\n".join(lines))
-    print(f"(written: {out / 'STUDY.md'}, {out / 'STUDY.json'}, " + ", ".join(str(out / p) for p in pictures) + ")")
+    return "\n".join(lines + [""] + [f"![{p[:-4]}]({p})\n" for p in pictures])
 
 
 if __name__ == "__main__":

@@ -258,3 +258,14 @@ def test_a_failing_row_names_its_log(tmp_path, tiny_world):
                           text=True, timeout=300)
     assert done.returncode == 1
     assert "row none, seed 3 failed" in done.stderr and ".log" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent.name for p in (ROOT / "docs" / "study").glob("*/STUDY.json")))
+def test_the_docs_study_tables_equal_the_json_beside_them(folder):
+    """Every study copy in docs/ is its STUDY.json rendered (python study.py --RENDER=docs/study/<folder>), with
+    its own pictures: a figure typed by hand, or a picture of another study, fails here."""
+    folder = ROOT / "docs" / "study" / folder
+    pictures = [p for p in ("study.png", "discriminator.png") if (folder / p).is_file()]
+    assert "study.png" in pictures
+    assert (folder / "STUDY.md").read_text() == study.markdown(json.loads((folder / "STUDY.json").read_text()),
+                                                                pictures)
