@@ -1,8 +1,8 @@
 """Reliability fault suite: bad data, bad checkpoints, interrupted runs and bad configuration, met the way a
 user meets them (a step script's ``main`` under ``run_main``, or a subprocess), each ending in one clear
-message or in the behaviour SPEC 5 promises.
+message or in the promised behaviour (docs/guarantees.md).
 
-Cases already proven elsewhere are not repeated here; README "What you can rely on" lists every promise with
+Cases already proven elsewhere are not repeated here; docs/guarantees.md lists every promise with
 the test that proves it (this file or another).
 """
 from __future__ import annotations

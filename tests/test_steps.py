@@ -1,4 +1,4 @@
-"""Every step script end to end: a 2-iteration demo on the tiny synthetic world, results as SPEC 5 says,
+"""Every step script end to end: a 2-iteration demo on the tiny synthetic world, results with every promised key,
 re-runs (finished, changed config), and a SIGKILL mid-epoch followed by a resume that ends identically."""
 from __future__ import annotations
 

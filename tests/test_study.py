@@ -86,26 +86,32 @@ def test_step6_trains_with_step4_5s_recipe():
     assert study.script_constant(study.STEP6, "MODEL") == "bisenet"
 
 
+def _hand_made_runs(root: Path, mious: dict, seconds: dict | None = None) -> dict:
+    """results.json per row and seed 1, 2, 3 as a finished run writes it: a row with a start row trained 300
+    iterations, a root row 600; an evaluation row records its mIoU before AdaBN too."""
+    runs = {}
+    for row, values in mious.items():
+        runs[row] = {}
+        for seed, v in zip((1, 2, 3), values):
+            folder = root / row / str(seed)
+            folder.mkdir(parents=True)
+            record = {"miou": v, "iterations": 300 if study.ROW_SPECS[row].start else 600,
+                      "train_seconds": (seconds or {}).get(row, 50.0), "history": [], "device": "cpu"}
+            if study.ROW_SPECS[row].evaluates_only:
+                record.update(miou_before_adabn=v - 7, adabn_seconds=4.0)
+            (folder / "results.json").write_text(json.dumps(record))
+            runs[row][seed] = folder
+    return runs
+
+
 def test_methods_gains_pair_seeds_against_both_baselines(tmp_path):
     """STUDY.json's methods block from hand-made results: paired gains and the time per iteration ratio."""
-    import json
-
     from utils.stats import paired_gain
 
     mious = {"augmented": [19.0, 19.5, 20.0], "source_only": [20.0, 21.0, 22.0], "adv_ce_sgd": [23.0, 23.5, 25.0],
              "minent": [24.0, 24.0, 26.0]}  # start rows first, as the study runs them
     seconds = {"source_only": 30.0, "adv_ce_sgd": 120.0, "minent": 60.0, "augmented": 60.0}
-    runs = {}
-    for row, values in mious.items():
-        runs[row] = {}
-        for seed, v in zip((1, 2, 3), values):
-            folder = tmp_path / row / str(seed)
-            folder.mkdir(parents=True)
-            iters = 600 if row == "augmented" else 300
-            (folder / "results.json").write_text(json.dumps(
-                {"miou": v, "iterations": iters, "train_seconds": seconds[row], "history": [], "device": "cpu"}))
-            runs[row][seed] = folder
-    out = study.collect(runs, [1, 2, 3], tmp_path, [], minutes=1.0)
+    out = study.collect(_hand_made_runs(tmp_path, mious, seconds), [1, 2, 3], tmp_path, [], minutes=1.0)
     m = out["methods"]["minent"]
     assert m["vs_source_only"] == paired_gain(mious["minent"], mious["source_only"])
     assert m["vs_adv_ce_sgd"] == paired_gain(mious["minent"], mious["adv_ce_sgd"])
@@ -159,19 +165,7 @@ def test_statistics_rows_gains_and_share_from_hand_made_results(tmp_path):
              "source_only": [20.0, 21.0, 22.0], "none_adabn": [20.0, 21.5, 19.0],
              "source_only_adabn": [27.0, 27.5, 28.0], "source_only_frozen": [20.0, 20.5, 21.0],
              "adv_ce_sgd_frozen": [22.0, 23.0, 23.5]}
-    runs = {}
-    for row, values in mious.items():
-        runs[row] = {}
-        for seed, v in zip((1, 2, 3), values):
-            folder = tmp_path / row / str(seed)
-            folder.mkdir(parents=True)
-            record = {"miou": v, "iterations": 300 if study.ROW_SPECS[row].start else 600, "train_seconds": 50.0,
-                      "history": [], "device": "cpu"}
-            if study.ROW_SPECS[row].evaluates_only:
-                record.update(miou_before_adabn=v - 7, adabn_seconds=4.0)
-            (folder / "results.json").write_text(json.dumps(record))
-            runs[row][seed] = folder
-    out = study.collect(runs, [1, 2, 3], tmp_path, [], minutes=1.0)
+    out = study.collect(_hand_made_runs(tmp_path, mious), [1, 2, 3], tmp_path, [], minutes=1.0)
     rows, gains = out["rows"], out["gains"]
     assert rows["source_only_adabn"]["own_iterations"] == 0 and rows["source_only_adabn"]["train_seconds"] == 0
     assert rows["source_only_adabn"]["iterations"] == 900 and rows["source_only_adabn"]["adabn_seconds"] == 12.0
