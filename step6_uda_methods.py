@@ -195,10 +195,10 @@ def main(argv: list[str] | None = None) -> dict:
         levels = []  # the outputs a discriminator judges: the main one, and for multi-level the lower one
         if v["method"] == "adaptsegnet" or v.get("discriminator"):
             weights = {"main": cfg.LAMBDA_ADV, **({"low": cfg.LAMBDA_ADV_LOW} if multi_level else {})}
-            for output, (name, weight) in enumerate(weights.items()):
+            for output, (level_name, weight) in enumerate(weights.items()):
                 disc = env.place(FCDiscriminator(num_classes=cfg.NUM_CLASSES), channels_last=False)
                 d_opt = make_optimizer("adam", [{"params": disc.parameters()}], cfg.DISC_LR, betas=cfg.DISC_BETAS)
-                levels.append(Level(name, output, disc, d_opt, weight))
+                levels.append(Level(level_name, output, disc, d_opt, weight))
                 parts.update({f"discriminator{levels[-1].suffix}": disc, f"disc_optimizer{levels[-1].suffix}": d_opt})
         teacher = None
         if v["method"] == "dacs":  # the EMA teacher is part of the state a resumed run needs
