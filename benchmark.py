@@ -33,6 +33,7 @@ from utils.engine import Env, make_optimizer, train_iteration
 from utils.fast import fast_settings, inference_context, inference_model
 from utils.losses import SegLosses, build_seg_loss
 from utils.ops import resize
+from utils.paths import writable_file
 from utils.report import provenance
 
 MODELS = {"bisenet": lambda: BiSeNet(num_classes=19), "deeplabv2": lambda: DeepLabV2(num_classes=19)}
@@ -320,6 +321,8 @@ def parse_args(argv):
     if not models or any(m not in MODELS for m in models):
         p.error(f"--models takes a subset of {', '.join(MODELS)}")
     args.models = models
+    if args.json:  # before the minutes of measuring, not after
+        writable_file(args.json, "--json", "Give --json a file in a folder you can write to.")
     return args
 
 
@@ -359,4 +362,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from utils.config import run_main
+
+    run_main(main)

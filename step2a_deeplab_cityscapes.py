@@ -17,7 +17,7 @@ EVAL_LABELS = "resized"                # resized (course: labels nearest-resized
 TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 VAL_IMAGES = 0                         # evaluate on N val images spread over the split (0: all)
 NUM_CLASSES = 19                       # Cityscapes train classes
-PRETRAINED = "DeepLab_resnet_pretrained_imagenet.pth"  # ImageNet backbone: this file | imagenet | none
+PRETRAINED = "DeepLab_resnet_pretrained_imagenet.pth"  # ImageNet backbone: a weights file (this one) | imagenet | none
 BN_MODE = "reference"                  # pretrained BatchNorm: reference (affine frozen, batch stats) | frozen
 EPOCHS = 50                            # passes over the training set
 BATCH_SIZE = 2                         # images per iteration
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
         use_prepared_for_demo(all_train, images_read=cfg.EPOCHS * len(train_set))
 
     seed_everything(cfg.SEED)
-    model = DeepLabV2(num_classes=cfg.NUM_CLASSES, pretrained=pretrained_arg(cfg.PRETRAINED), bn_mode=cfg.BN_MODE)
+    pretrained = pretrained_arg(cfg.PRETRAINED)  # from scratch BatchNorm trains fully, whatever BN_MODE says
+    model = DeepLabV2(num_classes=cfg.NUM_CLASSES, pretrained=pretrained, bn_mode=cfg.BN_MODE if pretrained else None)
     if cfg.INIT_FROM and run.status == "new":
         model.load_weights(cfg.INIT_FROM)
     net = env.place(model)  # on the device; a DDP wrapper under torchrun

@@ -18,7 +18,7 @@ EVAL_LABELS = "resized"                # resized (course: labels nearest-resized
 TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 NUM_CLASSES = 19                       # Cityscapes train classes
 CONTEXT_PATH = "resnet18"              # resnet18 | resnet101 context path backbone
-PRETRAINED = True                      # ImageNet weights for the context path (torchvision)
+PRETRAINED = "imagenet"                # imagenet (torchvision ResNet) | none | a weights file, for the context path
 EPOCHS = 50                            # passes over the training set
 BATCH_SIZE = 8                         # images per iteration (>= 2: BatchNorm on pooled 1x1 maps)
 LR = 2.5e-2                            # base learning rate, poly schedule (power 0.9) per iteration
@@ -52,12 +52,12 @@ BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "MOMENT
           "AUX_WEIGHT": 0}  # lower bounds: a value below is refused before anything runs
 # From random weights on a CPU: Adam and OHEM learn the thin and rare classes sooner than SGD and plain
 # cross-entropy (docs/demo_tuning.md).
-DEMO = {"TRAIN_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False, "EPOCHS": 7,
+DEMO = {"TRAIN_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": "none", "EPOCHS": 7,
         "BATCH_SIZE": 4, "OPTIMIZER": "adam", "LR": 5e-3, "LOSS": "ohem", "EVAL_EVERY": 7, "LATENCY_ITERS": 3}
 
 # The adaptation study (study.py, make study): one recipe for every row, from random weights; the source
 # sets hold as many images as the target's train split, so an epoch is as many iterations everywhere.
-STUDY = {"TRAIN_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False, "BATCH_SIZE": 4,
+STUDY = {"TRAIN_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": "none", "BATCH_SIZE": 4,
          "EPOCHS": 8, "EVAL_EVERY": 8, "FLOPS_SIZE": (80, 160), "LATENCY_SIZE": (80, 160),
          "LATENCY_ITERS": 3}
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     from datasets import Cityscapes
     from datasets.prepare import use_prepared_for_demo
     from datasets.synthetic import demo_world
-    from models import BiSeNet
+    from models import BiSeNet, pretrained_arg
     from utils.data import limit
     from utils.engine import TrainState, fit, make_optimizer, seed_everything, setup_env, train_iteration
     from utils.losses import SegLosses, build_seg_loss
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
         use_prepared_for_demo(all_train, images_read=cfg.EPOCHS * len(train_set))
 
     seed_everything(cfg.SEED)
-    model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path=cfg.CONTEXT_PATH, pretrained=cfg.PRETRAINED)
+    model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path=cfg.CONTEXT_PATH,
+                    pretrained=pretrained_arg(cfg.PRETRAINED))
     if cfg.INIT_FROM and run.status == "new":
         model.load_weights(cfg.INIT_FROM)
     net = env.place(model)  # on the device; a DDP wrapper under torchrun

@@ -17,17 +17,20 @@ GTA5_VAL_FRACTION = 0.1                # held-out GTA5 share for the in-domain r
 GTA5_SPLIT_SEED = 0                    # chooses the held-out share; the same in step 4/5, whatever SEED is
 CITYSCAPES_ROOT = "data/Cityscapes"    # Cityscapes root: leftImg8bit/ (or images/) and gtFine/
 TRAIN_SIZE = (720, 1280)               # (H, W) GTA5 training images are resized to
+TARGET_SIZE = (512, 1024)              # (H, W) Cityscapes train images are resized to for AdaBN (labels unread)
 EVAL_SIZE = (512, 1024)                # (H, W) the network's input for evaluation, or "native" (the image's own)
 EVAL_LABELS = "resized"                # resized (course: labels nearest-resized to EVAL_SIZE) | full (official)
 TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 NUM_CLASSES = 19                       # Cityscapes train classes
-PRETRAINED = True                      # ImageNet weights for the ResNet18 context path (torchvision)
+PRETRAINED = "imagenet"                # imagenet (torchvision ResNet18) | none | a weights file, for the context path
 EPOCHS = 50                            # passes over the GTA5 training split
 BATCH_SIZE = 8                         # images per iteration (>= 2: BatchNorm on pooled 1x1 maps)
 LR = 2.5e-2                            # base learning rate, poly schedule (power 0.9) per iteration
 MOMENTUM = 0.9                         # SGD momentum
 WEIGHT_DECAY = 1e-4                    # L2 weight decay
 AUX_WEIGHT = 1.0                       # weight of each of the two auxiliary losses
+ADABN = False                          # after training: BatchNorm statistics re-estimated on target images (AdaBN)
+ADABN_IMAGES = 0                       # Cityscapes train images AdaBN reads, spread over the split (0: all)
 EVAL_EVERY = 5                         # evaluate on Cityscapes val every N epochs (and after the last)
 NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
 SEED = 42                              # seeds weights, sample order and augmentation
@@ -56,14 +59,17 @@ VARIANTS = {                           # variant -> augmentation: probability (s
 
 CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"),
            "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny")}
-BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "MOMENTUM": 0, "WEIGHT_DECAY": 0,
+BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "ADABN_IMAGES": 0, "LR": 0, "MOMENTUM": 0,
+          "WEIGHT_DECAY": 0,
           "AUX_WEIGHT": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
-DEMO = {"TRAIN_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False, "EPOCHS": 2,
-        "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3, "VARIANTS": "none,full"}
+DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": "none",
+        "EPOCHS": 2, "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3,
+        "VARIANTS": "none,full"}
 
 # The adaptation study's recipe (study.py; step 2b's STUDY says why); TRAIN_IMAGES: as many images as the
 # target's train split.
-STUDY = {"TRAIN_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False, "BATCH_SIZE": 4,
+STUDY = {"TRAIN_SIZE": (80, 160), "TARGET_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": "none",
+         "BATCH_SIZE": 4,
          "TRAIN_IMAGES": 300, "EPOCHS": 8, "EVAL_EVERY": 8, "FLOPS_SIZE": (80, 160), "LATENCY_SIZE": (80, 160),
          "LATENCY_ITERS": 3}
 
@@ -80,9 +86,10 @@ def main(argv: list[str] | None = None) -> dict:
     from datasets.prepare import use_prepared_for_demo
     from datasets.synthetic import demo_world
     from datasets.transforms import build_augmentation
-    from models import BiSeNet
+    from models import BiSeNet, pretrained_arg
+    from utils.adabn import adabn_loader, adapt_and_evaluate
     from utils.data import limit
-    from utils.engine import (TrainState, evaluate, fit, make_optimizer, seed_everything, setup_env,
+    from utils.engine import (TrainState, confusion_matrix, fit, make_optimizer, seed_everything, setup_env,
                               train_iteration)
     from utils.losses import SegLosses, build_seg_loss
     from utils.report import summarize_variants
@@ -104,6 +111,9 @@ def main(argv: list[str] | None = None) -> dict:
     val_loader = env.loader(val_set, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
     extra_loaders = {name: env.loader(ds, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
                      for name, ds in held_out.items()}
+    if cfg.ADABN:  # the target's train images, read by AdaBN alone
+        adabn_images = adabn_loader(Cityscapes(city_root, "train", size=cfg.TARGET_SIZE), cfg.ADABN_IMAGES,
+                                    cfg.BATCH_SIZE, env, cfg.SEED, cfg.NUM_WORKERS)
     about = {"step": "3a3b", "model": "bisenet", "train_domain": "gta5", "eval_domain": "cityscapes"}
 
     # TRAIN, EVALUATE (one run per variant: the augmentations of the source images) ------------------------
@@ -112,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
         all_train = GTA5(gta_root, "train" if held_out else "all", size=cfg.TRAIN_SIZE,
                          transform=build_augmentation(augment, crop_size=cfg.TRAIN_SIZE), **split)
         train_set = limit(all_train, cfg.TRAIN_IMAGES)
-        run = Run(cfg, variant=name, variant_spec=augment)
+        run = Run(cfg, variant=name, variant_spec=augment, eval_run=cfg.ADABN)
         if run.start() == "finished":
             results.append(show_stored_results(run))
             continue
@@ -120,7 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
             use_prepared_for_demo(all_train, images_read=cfg.EPOCHS * len(train_set))
 
         seed_everything(cfg.SEED)
-        model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18", pretrained=cfg.PRETRAINED)
+        model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18",
+                        pretrained=pretrained_arg(cfg.PRETRAINED))
         if cfg.INIT_FROM and run.status == "new":
             model.load_weights(cfg.INIT_FROM)
         net = env.place(model)  # on the device; a DDP wrapper under torchrun
@@ -136,8 +147,10 @@ def main(argv: list[str] | None = None) -> dict:
 
         trained = fit(TrainState(env, model=net, optimizer=optimizer), iteration, run, train_loader, val_loader,
                       epochs=cfg.EPOCHS, eval_every=cfg.EVAL_EVERY, checkpoint_minutes=cfg.CHECKPOINT_MINUTES)
-        extra = {n: evaluate(model, loader, env, progress=env.is_main, desc=n).compute()
-                 for n, loader in extra_loaders.items()}
+        extra = {n: confusion_matrix(model, loader, env, progress=env.is_main, desc=n).compute()
+                 for n, loader in extra_loaders.items()}  # in-domain figures of the model as trained
+        if cfg.ADABN:
+            trained = adapt_and_evaluate(model, adabn_images, val_loader, env, run, trained)
         results.append(record_results(run, env, model, trained, about, val_set, extra))
 
     # REPORT ------------------------------------------------------------------------------------------

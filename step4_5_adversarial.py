@@ -23,7 +23,7 @@ EVAL_LABELS = "resized"                # resized (course: labels nearest-resized
 TRAIN_IMAGES = 0                       # train on N images spread over the split (0: all), for quick runs
 SOURCE_AUGMENT = {"hflip": 0.5, "color_jitter": 0.5, "blur": 0.5}  # best step-3 set, on source images
 NUM_CLASSES = 19                       # Cityscapes train classes
-PRETRAINED = True                      # ImageNet weights for the ResNet18 context path (torchvision)
+PRETRAINED = "imagenet"                # imagenet (torchvision ResNet18) | none | a weights file, for the context path
 EPOCHS = 50                            # passes over the GTA5 training set
 BATCH_SIZE = 8                         # source (and target) images per iteration (>= 2)
 LR = 2.5e-2                            # SGD base learning rate, poly schedule (power 0.9)
@@ -36,6 +36,9 @@ FOCAL_GAMMA = 2.0                      # Focal loss focusing parameter
 LAMBDA_ADV = 0.001                     # weight of the adversarial loss on target outputs
 DISC_LR = 1e-4                         # discriminator Adam learning rate, own poly schedule
 DISC_BETAS = (0.9, 0.99)               # discriminator Adam betas
+BN_STATS = "train"                     # BatchNorm statistics while adapting: train (every batch moves them) | frozen
+ADABN = False                          # after training: BatchNorm statistics re-estimated on target images (AdaBN)
+ADABN_IMAGES = 0                       # target train images AdaBN reads, spread over the split (0: all)
 EVAL_EVERY = 5                         # evaluate on Cityscapes val every N epochs (and after the last)
 NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
 SEED = 42                              # seeds weights, sample order and augmentation
@@ -64,18 +67,19 @@ VARIANTS = {                           # variant -> adversarial?, segmentation l
 }
 
 CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"),
-           "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny")}
-BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "ADAM_LR": 0, "MOMENTUM": 0,
+           "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny"),
+           "BN_STATS": ("train", "frozen")}
+BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "ADABN_IMAGES": 0, "LR": 0, "ADAM_LR": 0, "MOMENTUM": 0,
           "WEIGHT_DECAY": 0, "AUX_WEIGHT": 0, "FOCAL_GAMMA": 0, "LAMBDA_ADV": 0,
           "DISC_LR": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
 # Adversarial iterations cost twice a source-only one (target forward/backward, discriminator).
-DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": False,
+DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": "none",
         "EPOCHS": 2, "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "ADAM_LR": 1e-3, "EVAL_EVERY": 2,
         "LATENCY_ITERS": 3, "VARIANTS": "source_only,adv_ce_sgd,adv_focal_adam"}
 
 # The adaptation study's recipe (study.py): its rows start from step 3's augmented run (INIT_FROM, passed by
 # study.py) and train 4 more epochs.
-STUDY = {"TRAIN_SIZE": (80, 160), "TARGET_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": False,
+STUDY = {"TRAIN_SIZE": (80, 160), "TARGET_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": "none",
          "BATCH_SIZE": 4, "TRAIN_IMAGES": 300, "EPOCHS": 4, "EVAL_EVERY": 4, "FLOPS_SIZE": (80, 160),
          "LATENCY_SIZE": (80, 160), "LATENCY_ITERS": 3}
 
@@ -92,8 +96,9 @@ def main(argv: list[str] | None = None) -> dict:
     from datasets.prepare import use_prepared_for_demo
     from datasets.synthetic import demo_world
     from datasets.transforms import build_augmentation
-    from models import BiSeNet, FCDiscriminator
-    from utils.adaptation import adversarial_iteration
+    from models import BiSeNet, FCDiscriminator, pretrained_arg
+    from utils.adabn import adabn_loader, adapt_and_evaluate
+    from utils.adaptation import Level, adversarial_iteration
     from utils.data import BatchStream, limit
     from utils.engine import TrainState, fit, make_optimizer, seed_everything, setup_env, train_iteration
     from utils.losses import SegLosses, build_seg_loss
@@ -116,13 +121,14 @@ def main(argv: list[str] | None = None) -> dict:
                          full_labels=cfg.EVAL_LABELS == "full")
     source_loader = env.loader(source, cfg.BATCH_SIZE, train=True, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
     val_loader = env.loader(val_set, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
+    adabn_images = adabn_loader(target, cfg.ADABN_IMAGES, cfg.BATCH_SIZE, env, cfg.SEED, cfg.NUM_WORKERS)
     max_iter = cfg.EPOCHS * len(source_loader)
     about = {"step": "4_5", "model": "bisenet", "train_domain": "gta5", "eval_domain": "cityscapes"}
 
     # TRAIN, EVALUATE (one run per variant: adversarial or not, segmentation loss, optimizer) ------------
     results = []
     for name, v in cfg.VARIANTS.items():
-        run = Run(cfg, variant=name, variant_spec=v)
+        run = Run(cfg, variant=name, variant_spec=v, eval_run=cfg.ADABN)
         if run.start() == "finished":
             results.append(show_stored_results(run))
             continue
@@ -132,22 +138,25 @@ def main(argv: list[str] | None = None) -> dict:
                 use_prepared_for_demo(target, images_read=cfg.EPOCHS * len(source))
 
         seed_everything(cfg.SEED)
-        model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18", pretrained=cfg.PRETRAINED)
+        model = BiSeNet(num_classes=cfg.NUM_CLASSES, context_path="resnet18",
+                        pretrained=pretrained_arg(cfg.PRETRAINED))
         if cfg.INIT_FROM and run.status == "new":  # e.g. from the source-only run
             model.load_weights(cfg.INIT_FROM)
+        model.freeze_bn_statistics(cfg.BN_STATS == "frozen")
         net = env.place(model, find_unused_parameters=v["adversarial"])  # target forwards skip the aux heads
         lr = cfg.ADAM_LR if v["optimizer"] == "adam" else cfg.LR
         optimizer = make_optimizer(v["optimizer"], model.param_groups(), lr, momentum=cfg.MOMENTUM,
                                    weight_decay=cfg.WEIGHT_DECAY, betas=cfg.BETAS)
         seg_loss = SegLosses(build_seg_loss(v["loss"], gamma=cfg.FOCAL_GAMMA), aux_weight=cfg.AUX_WEIGHT)
         parts = {"model": net, "optimizer": optimizer}
-        disc = d_optimizer = target_batches = None
+        levels, target_batches = [], None
         if v["adversarial"]:
             # AdaptSegNet's discriminator on the softmax output, Adam with its own poly schedule. It trains in
             # NCHW, the format the published demo figures were measured with (channels_last not measured yet).
             disc = env.place(FCDiscriminator(num_classes=cfg.NUM_CLASSES), channels_last=False)
             d_optimizer = make_optimizer("adam", [{"params": disc.parameters()}], cfg.DISC_LR, betas=cfg.DISC_BETAS)
             parts.update(discriminator=disc, disc_optimizer=d_optimizer)
+            levels = [Level("main", 0, disc, d_optimizer, v.get("lambda_adv", cfg.LAMBDA_ADV))]
             target_batches = BatchStream(env.loader(target, cfg.BATCH_SIZE, train=True, seed=cfg.SEED,
                                                     num_workers=cfg.NUM_WORKERS, stream=1))
 
@@ -155,13 +164,14 @@ def main(argv: list[str] | None = None) -> dict:
             lr_now = set_poly_lr(optimizer, lr, it, max_iter)
             if not v["adversarial"]:
                 return {**train_iteration(net, optimizer, seg_loss, batch, env), "lr": lr_now}
-            set_poly_lr(d_optimizer, cfg.DISC_LR, it, max_iter)
-            logs = adversarial_iteration(net, disc, (optimizer, d_optimizer), seg_loss, batch,
-                                         target_batches.batch(it)[0], env, v.get("lambda_adv", cfg.LAMBDA_ADV))
+            set_poly_lr(levels[0].optimizer, cfg.DISC_LR, it, max_iter)
+            logs = adversarial_iteration(net, optimizer, seg_loss, batch, target_batches.batch(it)[0], env, levels)
             return {**logs, "lr": lr_now}
 
         trained = fit(TrainState(env, **parts), iteration, run, source_loader, val_loader,
                       epochs=cfg.EPOCHS, eval_every=cfg.EVAL_EVERY, checkpoint_minutes=cfg.CHECKPOINT_MINUTES)
+        if cfg.ADABN:
+            trained = adapt_and_evaluate(model, adabn_images, val_loader, env, run, trained)
         results.append(record_results(run, env, model, trained, about, val_set))
 
     # REPORT ------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ TRAIN_IMAGES = 0                       # train on N images spread over the split
 SOURCE_AUGMENT = {"hflip": 0.5, "color_jitter": 0.5, "blur": 0.5}  # step 4/5's set, on source images
 NUM_CLASSES = 19                       # Cityscapes train classes
 MODEL = "bisenet"                      # bisenet (ResNet18 context path) | deeplabv2 (ResNet101)
-PRETRAINED = "imagenet"                # imagenet (torchvision) | none | a weights file (DeepLabV2: e.g. AdaptSegNet's init)
+PRETRAINED = "imagenet"                # imagenet (torchvision) | none | a weights file (e.g. AdaptSegNet's init)
 EPOCHS = 50                            # passes over the GTA5 training set
 BATCH_SIZE = 8                         # source (and target) images per iteration (>= 2)
 LR = 2.5e-2                            # SGD base learning rate, poly schedule (power 0.9), BiSeNet
@@ -48,11 +48,15 @@ LAMBDA_ADV = 0.001                     # AdaptSegNet, AdvEnt: weight of the adve
 DISC_LR = 1e-4                         # discriminators' Adam learning rate, own poly schedule
 DISC_BETAS = (0.9, 0.99)               # discriminators' Adam betas
 FDA_BETA = 0.01                        # FDA: low-frequency window, a fraction of min(H, W) (paper: 0.01)
-FDA_BETA_SIZE = (512, 1024)            # (H, W) FDA_BETA is meant at (the paper's crops); the window scales to TRAIN_SIZE
+FDA_BETA_SIZE = (512, 1024)            # (H, W) FDA_BETA is meant at (the paper's crops); scaled to TRAIN_SIZE
 FDA_ENT_WEIGHT = 0.005                 # FDA: weight of the robust entropy term on the target
 FDA_ETA = 2.0                          # FDA: the entropy penalty's exponent
 DACS_ALPHA = 0.99                      # DACS: the teacher's EMA rate
 DACS_THRESHOLD = 0.968                 # DACS: teacher confidence counted toward the pseudo-label weight
+DACS_TEACHER = "train"                 # DACS teacher's BatchNorm: train (target batch statistics, DACS's) | eval
+BN_STATS = "train"                     # BatchNorm statistics while adapting: train (every batch moves them) | frozen
+ADABN = False                          # after training: BatchNorm statistics re-estimated on target images (AdaBN)
+ADABN_IMAGES = 0                       # target train images AdaBN reads, spread over the split (0: all)
 EVAL_EVERY = 5                         # evaluate on Cityscapes val every N epochs (and after the last)
 NUM_WORKERS = -1                       # data-loader workers; -1 sizes them to the machine
 SEED = 42                              # seeds weights, sample order and augmentation
@@ -79,14 +83,15 @@ VARIANTS = {                           # variant -> method and its terms
     "fda": {"method": "fda"},
     "dacs": {"method": "dacs"},
 }
-METHODS = ("source_only", "adaptsegnet", "advent", "fda", "dacs")
 
 CHOICES = {"GTA5_LABEL_FORMAT": ("auto", "labelIds", "color", "trainIds"), "MODEL": ("bisenet", "deeplabv2"),
-           "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny")}
-BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "LR": 0, "DEEPLAB_LR": 0, "MOMENTUM": 0,
-          "WEIGHT_DECAY": 0, "DEEPLAB_WEIGHT_DECAY": 0,
-          "AUX_WEIGHT": 0, "LOW_SEG_WEIGHT": 0, "LAMBDA_ADV_LOW": 0, "LAMBDA_ENT": 0, "DACS_ALPHA": 0, "DACS_THRESHOLD": 0, "LAMBDA_ADV": 0, "DISC_LR": 0, "FDA_BETA": 0, "FDA_ENT_WEIGHT": 0,
-          "FDA_ETA": 0, "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
+           "EVAL_SIZE": ("native",), "EVAL_LABELS": ("resized", "full"), "SYNTHETIC_WORLD": ("default", "tiny"),
+           "DACS_TEACHER": ("train", "eval"), "BN_STATS": ("train", "frozen")}
+BOUNDS = {"EVAL_EVERY": 1, "NUM_CLASSES": 1, "TRAIN_IMAGES": 0, "ADABN_IMAGES": 0, "LR": 0, "DEEPLAB_LR": 0,
+          "MOMENTUM": 0, "WEIGHT_DECAY": 0, "DEEPLAB_WEIGHT_DECAY": 0, "AUX_WEIGHT": 0, "LOW_SEG_WEIGHT": 0,
+          "LAMBDA_ADV_LOW": 0, "LAMBDA_ENT": 0, "DACS_ALPHA": 0, "DACS_THRESHOLD": 0, "LAMBDA_ADV": 0, "DISC_LR": 0,
+          "FDA_BETA": 0, "FDA_ENT_WEIGHT": 0, "FDA_ETA": 0,
+          "GTA5_VAL_FRACTION": 0}  # lower bounds: a value below is refused before anything runs
 DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192), "PRETRAINED": "none",
         "EPOCHS": 2, "TRAIN_IMAGES": 80, "BATCH_SIZE": 8, "LR": 5e-2, "EVAL_EVERY": 2, "LATENCY_ITERS": 3,
         "VARIANTS": "adv_multilevel,minent,fda,dacs"}
@@ -96,6 +101,9 @@ DEMO = {"TRAIN_SIZE": (96, 192), "TARGET_SIZE": (96, 192), "EVAL_SIZE": (96, 192
 STUDY = {"TRAIN_SIZE": (80, 160), "TARGET_SIZE": (80, 160), "EVAL_SIZE": (80, 160), "PRETRAINED": "none",
          "BATCH_SIZE": 4, "TRAIN_IMAGES": 300, "EPOCHS": 4, "EVAL_EVERY": 4, "FLOPS_SIZE": (80, 160),
          "LATENCY_SIZE": (80, 160), "LATENCY_ITERS": 3}
+
+# The methods a variant may name (a table the script reads, not a setting: it sits below the tables).
+METHODS = ("source_only", "adaptsegnet", "advent", "fda", "dacs")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -113,7 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
     from datasets.synthetic import demo_world
     from datasets.transforms import build_augmentation
     from models import BiSeNet, DeepLabV2, FCDiscriminator, pretrained_arg
-    from utils.adaptation import adversarial_iteration
+    from utils.adabn import adabn_loader, adapt_and_evaluate
+    from utils.adaptation import Level, adversarial_iteration
     from utils.advent import advent_iteration
     from utils.dacs import dacs_iteration, make_teacher
     from utils.data import BatchStream, limit
@@ -144,6 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
                          full_labels=cfg.EVAL_LABELS == "full")
     source_loader = env.loader(source, cfg.BATCH_SIZE, train=True, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
     val_loader = env.loader(val_set, cfg.BATCH_SIZE, train=False, seed=cfg.SEED, num_workers=cfg.NUM_WORKERS)
+    adabn_images = adabn_loader(target, cfg.ADABN_IMAGES, cfg.BATCH_SIZE, env, cfg.SEED, cfg.NUM_WORKERS)
     max_iter = cfg.EPOCHS * len(source_loader)
     fda_b = window_size(cfg.FDA_BETA, cfg.TRAIN_SIZE, reference=cfg.FDA_BETA_SIZE)
     about = {"step": "6", "model": cfg.MODEL, "train_domain": "gta5", "eval_domain": "cityscapes"}
@@ -151,7 +161,9 @@ def main(argv: list[str] | None = None) -> dict:
     # TRAIN, EVALUATE (one run per variant: its method and terms) -------------------------------------
     results = []
     for name, v in cfg.VARIANTS.items():
-        run = Run(cfg, variant=name, variant_spec=v)
+        # The teacher's mode is part of a DACS run's identity (runs made before DACS_TEACHER existed used eval).
+        spec = {**v, "teacher": cfg.DACS_TEACHER} if v["method"] == "dacs" else v
+        run = Run(cfg, variant=name, variant_spec=spec, eval_run=cfg.ADABN)
         if run.start() == "finished":
             results.append(show_stored_results(run))
             continue
@@ -171,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
                             pretrained=pretrained_arg(cfg.PRETRAINED))
         if cfg.INIT_FROM and run.status == "new":  # e.g. from the source-only run
             model.load_weights(cfg.INIT_FROM, missing_ok=("low_classifier.",) if multi_level else ())
+        model.freeze_bn_statistics(cfg.BN_STATS == "frozen")  # before the DACS teacher copies the model
         net = env.place(model, find_unused_parameters=reads_target)  # target forwards skip the aux heads
         deeplab = cfg.MODEL == "deeplabv2"
         lr = cfg.DEEPLAB_LR if deeplab else cfg.LR
@@ -179,18 +192,17 @@ def main(argv: list[str] | None = None) -> dict:
         aux_weight = cfg.LOW_SEG_WEIGHT if deeplab else cfg.AUX_WEIGHT
         seg_loss = SegLosses(build_seg_loss("ce"), aux_weight=aux_weight)
         parts = {"model": net, "optimizer": optimizer}
-        discs: list = []  # (discriminator, its optimizer): the main output's, then the lower one's
-        n_discs = 2 if multi_level else 1 if v["method"] == "adaptsegnet" or v.get("discriminator") else 0
-        for _ in range(n_discs):
-            disc = env.place(FCDiscriminator(num_classes=cfg.NUM_CLASSES), channels_last=False)
-            discs.append((disc, make_optimizer("adam", [{"params": disc.parameters()}], cfg.DISC_LR,
-                                               betas=cfg.DISC_BETAS)))
-        for (disc, d_opt), suffix in zip(discs, ("", "_low")):
-            parts.update({f"discriminator{suffix}": disc, f"disc_optimizer{suffix}": d_opt})
-        disc, d_optimizer = discs[0] if discs else (None, None)
+        levels = []  # the outputs a discriminator judges: the main one, and for multi-level the lower one
+        if v["method"] == "adaptsegnet" or v.get("discriminator"):
+            weights = {"main": cfg.LAMBDA_ADV, **({"low": cfg.LAMBDA_ADV_LOW} if multi_level else {})}
+            for output, (level_name, weight) in enumerate(weights.items()):
+                disc = env.place(FCDiscriminator(num_classes=cfg.NUM_CLASSES), channels_last=False)
+                d_opt = make_optimizer("adam", [{"params": disc.parameters()}], cfg.DISC_LR, betas=cfg.DISC_BETAS)
+                levels.append(Level(level_name, output, disc, d_opt, weight))
+                parts.update({f"discriminator{levels[-1].suffix}": disc, f"disc_optimizer{levels[-1].suffix}": d_opt})
         teacher = None
         if v["method"] == "dacs":  # the EMA teacher is part of the state a resumed run needs
-            teacher = parts["teacher"] = make_teacher(model)
+            teacher = parts["teacher"] = make_teacher(model, train_mode=cfg.DACS_TEACHER == "train")
         target_batches = None
         if reads_target:
             target_batches = BatchStream(env.loader(target, cfg.BATCH_SIZE, train=True, seed=cfg.SEED,
@@ -201,15 +213,14 @@ def main(argv: list[str] | None = None) -> dict:
             if v["method"] == "source_only":
                 return {**train_iteration(net, optimizer, seg_loss, batch, env), "lr": lr_now}
             target_images = target_batches.batch(it)[0]
-            for _, d_opt in discs:
-                set_poly_lr(d_opt, cfg.DISC_LR, it, max_iter)
+            for level in levels:
+                set_poly_lr(level.optimizer, cfg.DISC_LR, it, max_iter)
             if v["method"] == "adaptsegnet":
-                low = (*discs[1], cfg.LAMBDA_ADV_LOW) if multi_level else None
-                logs = adversarial_iteration(net, disc, (optimizer, d_optimizer), seg_loss, batch, target_images,
-                                             env, cfg.LAMBDA_ADV, low_level=low)
+                logs = adversarial_iteration(net, optimizer, seg_loss, batch, target_images, env, levels)
             elif v["method"] == "advent":
-                logs = advent_iteration(net, disc, (optimizer, d_optimizer), seg_loss, batch, target_images, env,
-                                        cfg.LAMBDA_ADV, cfg.LAMBDA_ENT if v.get("entropy") else 0.0)
+                logs = advent_iteration(net, optimizer, seg_loss, batch, target_images, env,
+                                        lambda_ent=cfg.LAMBDA_ENT if v.get("entropy") else 0.0,
+                                        level=levels[0] if levels else None)
             elif v["method"] == "fda":
                 logs = fda_iteration(net, optimizer, seg_loss, batch, target_images, env, fda_b,
                                      cfg.FDA_ENT_WEIGHT, cfg.FDA_ETA)
@@ -221,6 +232,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         trained = fit(TrainState(env, **parts), iteration, run, source_loader, val_loader,
                       epochs=cfg.EPOCHS, eval_every=cfg.EVAL_EVERY, checkpoint_minutes=cfg.CHECKPOINT_MINUTES)
+        if cfg.ADABN:
+            trained = adapt_and_evaluate(model, adabn_images, val_loader, env, run, trained)
         results.append(record_results(run, env, model, trained, about, val_set))
 
     # REPORT ------------------------------------------------------------------------------------------

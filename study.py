@@ -6,57 +6,117 @@ seed with 95% Student t intervals.
     python study.py                     (make study)             the default rows, seeds 1,2,3
     python study.py --SEEDS=11,12,13    (make study SEEDS=...)   other seeds
     python study.py --ROWS=all          (make study ROWS=all)    also adv_focal_sgd and adv_ce_adam
+    python study.py --ROWS=statistics   (make study ROWS=statistics) BatchNorm statistics apart from each method
     python study.py --ROWS=methods      (make study ROWS=methods) step 6's methods beside step 4/5's rows
 
 Resumable: after a kill the same command goes on (each step script resumes its own run); finished runs are
-reused. Writes RUNS_DIR/STUDY.md, STUDY.json, study.png and discriminator.png.
+reused. Writes RUNS_DIR/STUDY.md, STUDY.json, study.png and discriminator.png. ``--RENDER=FOLDER`` rewrites a
+copy's STUDY.md and study.png from its STUDY.json.
 """
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 # CONFIG ------------------------------------------------------------------------------------------------
 RUNS_DIR = "runs/study"                # the study's folder: seed<N>/ run folders, STUDY.md/.json, plots
 SEEDS = (1, 2, 3)                      # one run of every row per seed (>= 2 for intervals)
-ROWS = "default"                       # default | all | methods | comma-separated row names (see ROW_SPECS)
+ROWS = "default"                       # default | all | statistics | methods | comma-separated rows (ROW_SPECS)
 DEVICE = "auto"                        # passed to every row: auto | cpu | cuda | cuda:N
 ROW_ARGS = ""                          # more --KEY=value for every row's command (e.g. --SYNTHETIC_WORLD=tiny)
+RENDER = None                          # a folder with a STUDY.json: rewrite its STUDY.md and study.png, run nothing
 
 CHOICES = {"DEVICE": ("auto", "cpu", "cuda:N")}
 
 STEP2B, STEP3, STEP45 = "step2b_bisenet_cityscapes.py", "step3a3b_gta_to_cityscapes.py", "step4_5_adversarial.py"
 STEP6 = "step6_uda_methods.py"
-# row -> (script, variant, the row whose final weights it starts from, what the row is); the variant
-# "augmented" stands for step 3's variant that applies step 4/5's SOURCE_AUGMENT (augmented_variant).
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row: a step script's variant at the script's STUDY setting, run once per seed.
+
+    ``variant`` "augmented" stands for step 3's variant that applies step 4/5's SOURCE_AUGMENT
+    (``augmented_variant``). ``start``: the row whose final weights (``last.pt``) this one starts from, or
+    evaluates. ``args``: more ``--KEY=value`` of this row; a row with arguments of its own gets its own run
+    folder (its script's RUN_NAME plus ``-<row>``).
+    """
+
+    script: str
+    variant: str | None
+    start: str | None
+    what: str
+    args: tuple[str, ...] = ()
+
+    @property
+    def evaluates_only(self) -> bool:
+        """An evaluation of its start row's weights: 0 iterations and 0 training seconds of its own."""
+        return "--EVAL_ONLY=true" in self.args
+
+
+FROZEN_ARGS = ("--BN_STATS=frozen",)  # running statistics kept at the warm start's through the adaptation phase
+ADABN_ARGS = ("--EVAL_ONLY=true", "--ADABN=true")  # the start row's weights, AdaBN on the target, evaluated
 ROW_SPECS = {
-    "oracle": (STEP2B, None, None, "step 2b: trained on the target's labels"),
-    "none": (STEP3, "none", None, "step 3: source only, no augmentation"),
-    "augmented": (STEP3, "augmented", None, "step 3: source only, step 4/5's SOURCE_AUGMENT"),
-    "source_only": (STEP45, "source_only", "augmented", "step 4/5: more source-only training"),
-    "target_bn": (STEP45, "target_bn", "augmented", "step 4/5: target batches through the network, lambda_adv 0"),
-    "adv_ce_sgd": (STEP45, "adv_ce_sgd", "augmented", "step 4/5: adversarial, cross-entropy, SGD"),
-    "adv_focal_adam": (STEP45, "adv_focal_adam", "augmented", "step 4/5: adversarial, Focal loss, Adam"),
-    "adv_focal_sgd": (STEP45, "adv_focal_sgd", "augmented", "step 4/5: adversarial, Focal loss, SGD"),
-    "adv_ce_adam": (STEP45, "adv_ce_adam", "augmented", "step 4/5: adversarial, cross-entropy, Adam"),
-    "adv_multilevel": (STEP6, "adv_multilevel", "augmented",
-                       "step 6: AdaptSegNet multi-level, a second discriminator on the 1/16 auxiliary output"),
-    "minent": (STEP6, "minent", "augmented", "step 6: ADVENT's MinEnt, the target's entropy minimised"),
-    "advent": (STEP6, "advent", "augmented", "step 6: ADVENT's AdvEnt, discriminator on self-information"),
-    "advent_minent": (STEP6, "advent_minent", "augmented", "step 6: AdvEnt and MinEnt together"),
-    "fda": (STEP6, "fda", "augmented", "step 6: FDA, target low frequencies on source images, entropy term"),
-    "dacs": (STEP6, "dacs", "augmented", "step 6: DACS, mean-teacher pseudo-labels and ClassMix"),
+    "oracle": Row(STEP2B, None, None, "step 2b: trained on the target's labels"),
+    "none": Row(STEP3, "none", None, "step 3: source only, no augmentation"),
+    "augmented": Row(STEP3, "augmented", None, "step 3: source only, step 4/5's SOURCE_AUGMENT"),
+    "source_only": Row(STEP45, "source_only", "augmented", "step 4/5: more source-only training"),
+    "target_bn": Row(STEP45, "target_bn", "augmented", "step 4/5: target batches through the network, lambda_adv 0"),
+    "adv_ce_sgd": Row(STEP45, "adv_ce_sgd", "augmented", "step 4/5: adversarial, cross-entropy, SGD"),
+    "adv_focal_adam": Row(STEP45, "adv_focal_adam", "augmented", "step 4/5: adversarial, Focal loss, Adam"),
+    "adv_focal_sgd": Row(STEP45, "adv_focal_sgd", "augmented", "step 4/5: adversarial, Focal loss, SGD"),
+    "adv_ce_adam": Row(STEP45, "adv_ce_adam", "augmented", "step 4/5: adversarial, cross-entropy, Adam"),
+    "source_only_frozen": Row(STEP45, "source_only", "augmented", "source_only, BatchNorm statistics frozen "
+                              "(stands for target_bn too: with lambda_adv 0 and frozen statistics they are equal)",
+                              FROZEN_ARGS),
+    "adv_ce_sgd_frozen": Row(STEP45, "adv_ce_sgd", "augmented", "adv_ce_sgd, BatchNorm statistics frozen",
+                             FROZEN_ARGS),
+    "adv_multilevel": Row(STEP6, "adv_multilevel", "augmented",
+                          "step 6: AdaptSegNet multi-level, a second discriminator on the 1/16 auxiliary output"),
+    "minent": Row(STEP6, "minent", "augmented", "step 6: ADVENT's MinEnt, the target's entropy minimised"),
+    "advent": Row(STEP6, "advent", "augmented", "step 6: ADVENT's AdvEnt, discriminator on self-information"),
+    "advent_minent": Row(STEP6, "advent_minent", "augmented", "step 6: AdvEnt and MinEnt together"),
+    "fda": Row(STEP6, "fda", "augmented", "step 6: FDA, target low frequencies on source images, entropy term"),
+    "dacs": Row(STEP6, "dacs", "augmented", "step 6: DACS, mean-teacher pseudo-labels and ClassMix"),
 }
+METHODS = ("adv_multilevel", "minent", "advent", "advent_minent", "fda", "dacs")  # step 6's rows
+# Each of these rows' final weights, evaluated after AdaBN: what the row's training leaves beyond statistics.
+ADABN_OF = ("none", "augmented", "source_only", "adv_ce_sgd", "source_only_frozen", "adv_ce_sgd_frozen", *METHODS)
+ROW_SPECS.update({f"{row}_adabn": Row(ROW_SPECS[row].script, ROW_SPECS[row].variant, row,
+                                      f"{row}'s final weights, BatchNorm statistics re-estimated on the target "
+                                      "(AdaBN)", ADABN_ARGS) for row in ADABN_OF})
 ROW_SETS = {"default": ("oracle", "none", "augmented", "source_only", "target_bn", "adv_ce_sgd", "adv_focal_adam")}
 ROW_SETS["all"] = (*ROW_SETS["default"], "adv_focal_sgd", "adv_ce_adam")
-METHODS = ("adv_multilevel", "minent", "advent", "advent_minent", "fda", "dacs")  # step 6's rows, each compared with the two below
-ROW_SETS["methods"] = ("source_only", "target_bn", "adv_ce_sgd", *METHODS)
-# gain -> (row, minus row)
-GAINS = {"domain_gap": ("oracle", "none"), "augmentation": ("augmented", "none"),
-         "adversarial": ("adv_ce_sgd", "target_bn"), "adversarial_vs_source_only": ("adv_ce_sgd", "source_only"),
-         "target_batchnorm": ("target_bn", "source_only")}
+ROW_SETS["statistics"] = ("oracle", "none", "augmented", "source_only", "target_bn", "adv_ce_sgd", "none_adabn",
+                          "augmented_adabn", "source_only_adabn", "adv_ce_sgd_adabn", "source_only_frozen",
+                          "adv_ce_sgd_frozen", "source_only_frozen_adabn", "adv_ce_sgd_frozen_adabn")
+ROW_SETS["methods"] = ("source_only", "target_bn", "adv_ce_sgd", "source_only_adabn", *METHODS,
+                       *(f"{m}_adabn" for m in METHODS))
+# gain -> (row, minus row, the question it answers)
+GAINS = {
+    "domain_gap": ("oracle", "none", "what the domain shift costs a source-only network"),
+    "augmentation": ("augmented", "none", "what source augmentation buys"),
+    "augmentation_after_adabn": ("augmented_adabn", "none_adabn",
+                                 "what augmentation buys once both networks' statistics are the target's"),
+    "target_batchnorm": ("target_bn", "source_only",
+                         "what target batches through the network in train mode (its statistics) give alone"),
+    "adversarial": ("adv_ce_sgd", "target_bn", "what the adversarial gradient adds, statistics moving in both"),
+    "adversarial_vs_source_only": ("adv_ce_sgd", "source_only",
+                                   "what step 4/5 gains over more source training (statistics and term together)"),
+    "adabn": ("source_only_adabn", "source_only", "what re-estimated statistics give a source-only network, free"),
+    "adabn_step3": ("augmented_adabn", "augmented", "the same for step 3's augmented network"),
+    "adabn_vs_target_bn": ("source_only_adabn", "target_bn", "AdaBN against statistics moved while training"),
+    "adabn_vs_adversarial": ("source_only_adabn", "adv_ce_sgd", "AdaBN (no training) against adversarial training"),
+    "adversarial_beyond_statistics": ("adv_ce_sgd_adabn", "source_only_adabn",
+                                      "what adversarial training leaves once both have the target's statistics"),
+    "adversarial_frozen": ("adv_ce_sgd_frozen", "source_only_frozen",
+                           "the adversarial term's effect where statistics cannot move"),
+    "adversarial_frozen_adabn": ("adv_ce_sgd_frozen_adabn", "source_only_frozen_adabn",
+                                 "what of that effect survives re-estimated statistics"),
+}
 # What the bench must show for the study to be evidence: gain -> (least mean, interval above zero?).
-BENCH_CHECKS = {"domain_gap": (10.0, False), "augmentation": (2.0, True), "adversarial": (None, True)}
+BENCH_CHECKS = {"domain_gap": (10.0, False), "augmentation": (2.0, True), "adversarial_frozen": (None, True)}
 MIN_D_ACC_MAX = 60.0  # percent: a discriminator that never gets there is not playing the game
 # Where the published real-data figure of a row lives: (step table, its row), see utils.report.PUBLISHED.
 PUBLISHED_ROWS = {"oracle": ("2", "bisenet"), "none": ("3a3b", "none"), "augmented": ("3a3b", "*"),
@@ -70,6 +130,11 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = load_config(globals(), argv)
     if cfg.demo:
         raise ConfigError("study.py runs every row at its script's STUDY setting: it has no --demo or --study.")
+    if cfg.RENDER:
+        if not (Path(cfg.RENDER) / "STUDY.json").is_file():
+            raise ConfigError(f"RENDER={cfg.RENDER}: no STUDY.json there to render.")
+        print(render(cfg.RENDER))
+        return {}
     rows = _resolve_rows(cfg.ROWS)
     seeds = [int(s) for s in cfg.SEEDS]
     if len(set(seeds)) != len(seeds):
@@ -100,16 +165,21 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _resolve_rows(spec: str) -> list[str]:
-    """Row names in run order, start rows included (source_only needs augmented's weights)."""
+    """Row names in run order, with every row their start chains need (source_only_adabn needs source_only,
+    which needs augmented)."""
     from utils.errors import ConfigError
 
     names = ROW_SETS.get(spec) or [n.strip() for n in spec.split(",") if n.strip()]
     unknown = [n for n in names if n not in ROW_SPECS]
     if unknown or not names:
-        raise ConfigError(f"ROWS: unknown row(s) {unknown or spec!r}; give default, all, or some of "
+        raise ConfigError(f"ROWS: unknown row(s) {unknown or spec!r}; give {', '.join(ROW_SETS)}, or some of "
                           f"{', '.join(ROW_SPECS)}.")
-    wanted = set(names)
-    wanted |= {ROW_SPECS[n][2] for n in names if ROW_SPECS[n][2]}
+    wanted, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo += [ROW_SPECS[name].start] if ROW_SPECS[name].start else []
     return [n for n in ROW_SPECS if n in wanted]
 
 
@@ -141,14 +211,22 @@ def augmented_variant() -> str:
 
 
 def _row_variant(row: str) -> str | None:
-    variant = ROW_SPECS[row][1]
+    variant = ROW_SPECS[row].variant
     return augmented_variant() if variant == "augmented" else variant
+
+
+def _run_name(row: str) -> str:
+    """The row's RUN_NAME: its script's, plus ``-<row>`` for a row with arguments of its own."""
+    spec = ROW_SPECS[row]
+    return script_constant(spec.script, "RUN_NAME") + (f"-{row}" if spec.args else "")
 
 
 def row_command(row: str, seed: int | str, out, extra: list[str], start_weights=None) -> list[str]:
     """The step-script command of one row and seed (without the interpreter)."""
-    script, variant = ROW_SPECS[row][0], _row_variant(row)
-    cmd = [script, "--study", f"--SEED={seed}", f"--RUNS_DIR={out}/seed{seed}"]
+    spec, variant = ROW_SPECS[row], _row_variant(row)
+    cmd = [spec.script, "--study", f"--SEED={seed}", f"--RUNS_DIR={out}/seed{seed}"]
+    if spec.args:
+        cmd += [f"--RUN_NAME={_run_name(row)}", *spec.args]
     if variant:
         cmd.append(f"--VARIANTS={variant}")
     if start_weights:
@@ -160,9 +238,8 @@ def run_folder(row: str, seed: int | str, out) -> Path:
     """Where a row's run of one seed lives: ``RUNS_DIR/seed<N>/<RUN_NAME>-study[/<variant>]``."""
     from utils.config import STUDY_SUFFIX
 
-    script, variant = ROW_SPECS[row][0], _row_variant(row)
-    run_name = script_constant(script, "RUN_NAME") + STUDY_SUFFIX
-    folder = Path(out) / f"seed{seed}" / run_name
+    variant = _row_variant(row)
+    folder = Path(out) / f"seed{seed}" / (_run_name(row) + STUDY_SUFFIX)
     return folder / variant if variant else folder
 
 
@@ -174,7 +251,7 @@ def _run_row(row: str, seed: int, out, extra: list[str], runs: dict) -> Path:
     from utils.errors import UserError
     from utils.paths import REPO_ROOT
 
-    start = ROW_SPECS[row][2]
+    start = ROW_SPECS[row].start
     weights = runs[start][seed] / "last.pt" if start else None
     cmd = row_command(row, seed, out, extra, weights)
     folder = run_folder(row, seed, out)
@@ -208,24 +285,28 @@ def collect(runs: dict[str, dict[int, Path]], seeds: list[int], out, extra: list
     import torch
 
     from utils.report import published
-    from utils.stats import mean_std, paired_gain
+    from utils.stats import mean_std, paired_gain, seeds_to_exclude_zero
 
     rows, device = {}, None
     for row, by_seed in runs.items():
+        spec = ROW_SPECS[row]
         results = [json.loads((by_seed[s] / "results.json").read_text()) for s in seeds]
         device = device or results[0].get("device")
         miou = [r["miou"] for r in results]
         mean, std = mean_std(miou)
-        start = ROW_SPECS[row][2]
-        own_iters = results[0]["iterations"]
-        seconds = sum(r["train_seconds"] for r in results)
-        template = run_folder(start, "<seed>", out) / "last.pt" if start else None
+        # an evaluation row trains nothing: its results carry the iterations and seconds of the weights it read
+        own_iters = 0 if spec.evaluates_only else results[0]["iterations"]
+        seconds = 0.0 if spec.evaluates_only else sum(r["train_seconds"] for r in results)
+        template = run_folder(spec.start, "<seed>", out) / "last.pt" if spec.start else None
         entry = {"miou": miou, "mean": mean, "std": std, "seeds": seeds,
                  "command": "python " + " ".join(row_command(row, "<seed>", out, extra, template)),
-                 "what": ROW_SPECS[row][3], "starts_from": start,
-                 "iterations": (rows[start]["iterations"] if start else 0) + own_iters,
+                 "what": spec.what, "starts_from": spec.start,
+                 "iterations": (rows[spec.start]["iterations"] if spec.start else 0) + own_iters,
                  "own_iterations": own_iters, "train_seconds": seconds,
-                 "seconds_per_iteration": seconds / max(1, own_iters * len(results))}
+                 "seconds_per_iteration": seconds / own_iters / len(results) if own_iters else None}
+        if any("miou_before_adabn" in r for r in results):
+            entry["miou_before_adabn"] = [r.get("miou_before_adabn") for r in results]
+            entry["adabn_seconds"] = sum(r.get("adabn_seconds") or 0.0 for r in results)
         d_max = [_d_acc_max(r.get("history") or []) for r in results]
         if all(d is not None for d in d_max):
             entry["d_acc_max"] = sum(d_max) / len(d_max)
@@ -233,21 +314,41 @@ def collect(runs: dict[str, dict[int, Path]], seeds: list[int], out, extra: list
         if row in PUBLISHED_ROWS:
             entry["published"] = published(*PUBLISHED_ROWS[row])
         rows[row] = entry
-    gains = {name: paired_gain(rows[a]["miou"], rows[b]["miou"]) for name, (a, b) in GAINS.items()
-             if a in rows and b in rows}
+    gains = {}
+    for name, (a, b, _) in GAINS.items():
+        if a in rows and b in rows:
+            g = paired_gain(rows[a]["miou"], rows[b]["miou"])
+            gains[name] = {**g, "seeds_needed": seeds_to_exclude_zero(g["mean"], g["std"])}
     methods = {}
     for row in (r for r in METHODS if r in rows):
         m = {f"vs_{base}": paired_gain(rows[row]["miou"], rows[base]["miou"])
-             for base in ("source_only", "adv_ce_sgd") if base in rows}
+             for base in ("source_only", "adv_ce_sgd", "target_bn", "source_only_adabn") if base in rows}
+        if f"{row}_adabn" in rows and "source_only_adabn" in rows:  # what the method leaves beyond statistics
+            m["adabn_vs_source_only_adabn"] = paired_gain(rows[f"{row}_adabn"]["miou"],
+                                                          rows["source_only_adabn"]["miou"])
         if "source_only" in rows:
             m["time_vs_source_only"] = rows[row]["seconds_per_iteration"] / rows["source_only"]["seconds_per_iteration"]
         methods[row] = m
+    share = statistics_share(rows)
     return {"seeds": seeds, "rows": rows, "gains": gains, **({"methods": methods} if methods else {}),
+            **({"statistics_share": share} if share else {}),
             "checks": _checks(rows, gains),
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpus": os.cpu_count(), "torch": torch.__version__, "device": device},
             "minutes_this_invocation": minutes,
             "train_minutes": sum(r["train_seconds"] for r in rows.values()) / 60}
+
+
+def statistics_share(rows: dict) -> dict | None:
+    """The share of the domain gap that re-estimated statistics alone close: per seed
+    (none_adabn - none) / (oracle - none), with its mean and 95% interval; None without those rows."""
+    from utils.stats import mean_interval
+
+    if not all(r in rows for r in ("oracle", "none", "none_adabn")):
+        return None
+    per_seed = [(a - n) / (o - n) for o, n, a in zip(rows["oracle"]["miou"], rows["none"]["miou"],
+                                                     rows["none_adabn"]["miou"])]
+    return {"per_seed": per_seed, **mean_interval(per_seed)}
 
 
 def _checks(rows: dict, gains: dict) -> list[dict]:
@@ -284,54 +385,97 @@ def _gain_cell(g: dict | None) -> str:
 
 
 def write_study(study: dict, out, runs: dict) -> None:
-    """STUDY.json, STUDY.md, the bar plot and the discriminator curves; prints the tables."""
-    from utils.plots import plot_discriminator_curves, plot_seed_bars
+    """STUDY.json, the bar plot, the discriminator curves and STUDY.md; prints the tables."""
+    from utils.plots import plot_discriminator_curves
     from utils.runs import write_json
 
     out = Path(out)
     write_json(out / "STUDY.json", study)
-    rows, gains = study["rows"], study["gains"]
-    plot_seed_bars({n: r["miou"] for n, r in rows.items()}, out / "study.png",
-                   title=f"adaptation study, synthetic world: mIoU over seeds {study['seeds']}")
-    adversarial = {n: [runs[n][s] / "metrics.csv" for s in study["seeds"]] for n, r in rows.items()
+    adversarial = {n: [runs[n][s] / "metrics.csv" for s in study["seeds"]] for n, r in study["rows"].items()
                    if "d_acc_max" in r}
     curves = plot_discriminator_curves(adversarial, out / "discriminator.png")
+    _plot_bars(study, out)
+    pictures = ["study.png"] + (["discriminator.png"] if curves else [])
+    text = markdown(study, pictures)
+    (out / "STUDY.md").write_text(text)
+    print("\n" + text)
+    print(f"(written: {out / 'STUDY.md'}, {out / 'STUDY.json'}, " + ", ".join(str(out / p) for p in pictures) + ")")
 
+
+def render(folder) -> str:
+    """A copy of a study's outputs (``STUDY.json``, with or without the pictures beside it): its ``STUDY.md`` and
+    ``study.png`` rewritten from the JSON, nothing run. The discriminator curves need the runs' metrics and are
+    shown only where their picture is there."""
+    import json
+
+    folder = Path(folder)
+    study = json.loads((folder / "STUDY.json").read_text())
+    _plot_bars(study, folder)
+    pictures = ["study.png"] + (["discriminator.png"] if (folder / "discriminator.png").is_file() else [])
+    text = markdown(study, pictures)
+    (folder / "STUDY.md").write_text(text)
+    return text
+
+
+def _plot_bars(study: dict, out: Path) -> None:
+    from utils.plots import plot_seed_bars
+
+    plot_seed_bars({n: r["miou"] for n, r in study["rows"].items()}, out / "study.png",
+                   title=f"adaptation study, synthetic world: mIoU over seeds {study['seeds']}")
+
+
+def markdown(study: dict, pictures: list[str]) -> str:
+    """STUDY.md: the rows, the gains with the question each answers, the statistics share, the methods, the
+    bench checks and each row's command, from STUDY.json's content alone."""
+    rows, gains, machine = study["rows"], study["gains"], study["machine"]
+    minutes = study.get("train_minutes")
     lines = ["# The adaptation study (synthetic world)", "",
-             f"Seeds {', '.join(map(str, study['seeds']))}; {study['machine']['processor']}, "
-             f"{study['machine']['cpus']} CPUs, torch {study['machine']['torch']}, device "
-             f"{study['machine']['device']}; training {study['train_minutes']:.1f} min in all, this invocation "
-             f"{study['minutes_this_invocation']:.1f} min (finished runs are reused).", "",
+             f"Seeds {', '.join(map(str, study['seeds']))}; {machine['processor']}, {machine['cpus']} CPUs, torch "
+             f"{machine['torch']}, device {machine['device']}; "
+             + (f"training {minutes:.1f} min in all, " if minutes is not None else "")
+             + f"this invocation {study['minutes_this_invocation']:.1f} min (finished runs are reused).", "",
              "| row | what | iterations | mIoU mean ± std | per seed | d_acc_max | published (real data) |",
              "|-----|------|-----------:|-----------------|----------|----------:|-----------------------|"]
     for name, r in rows.items():
         per_seed = ", ".join(f"{v:.2f}" for v in r["miou"])
-        total = f"{r['iterations']}" + (f" ({r['iterations'] - r['own_iterations']} + {r['own_iterations']})"
-                                        if r["starts_from"] else "")
+        own = r.get("own_iterations", r["iterations"])
+        total = f"{r['iterations']}" + (f" ({r['iterations'] - own} + {own})" if r["starts_from"] else "")
         lines.append(f"| {name} | {r['what']} | {total} | {_fmt(r['mean'])} ± {_fmt(r['std'])} | {per_seed} | "
                      f"{_fmt(r.get('d_acc_max'), 1)} | {r.get('published', '-')} |")
-    lines += ["", "Gains, paired by seed (95% Student t interval):", "",
-              "| gain | rows | mean | 95% interval |", "|------|------|-----:|--------------|"]
+    lines += ["", "Gains, paired by seed (95% Student t interval; seeds needed: how many seeds the interval would "
+              "need to exclude 0 if the mean and the spread of the per-seed differences stay as measured):", "",
+              "| gain | rows | mean | 95% interval | seeds needed | the question it answers |",
+              "|------|------|-----:|--------------|-------------:|-------------------------|"]
     for name, g in gains.items():
-        a, b = GAINS[name]
+        a, b, question = GAINS[name]
         ci = "-" if g["ci95"] is None else f"[{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}]"
-        lines.append(f"| {name} | {a} - {b} | {_fmt(g['mean'], sign=True)} | {ci} |")
+        lines.append(f"| {name} | {a} - {b} | {_fmt(g['mean'], sign=True)} | {ci} | "
+                     f"{g.get('seeds_needed') or '-'} | {question} |")
+    share = study.get("statistics_share")
+    if share:
+        ci = "-" if share["ci95"] is None else f"[{share['ci95'][0]:.2f}, {share['ci95'][1]:.2f}]"
+        lines += ["", f"Share of the domain gap that re-estimated statistics close alone, (none_adabn - none) / "
+                  f"(oracle - none): {share['mean']:.2f}, 95% interval {ci}; per seed "
+                  + ", ".join(f"{v:.2f}" for v in share["per_seed"]) + "."]
     if study.get("methods"):
-        lines += ["", "Step 6's methods, paired by seed (95% Student t interval); time per iteration relative to "
-                  "source_only:", "", "| method | vs source_only | vs adv_ce_sgd | time |",
-                  "|--------|----------------|---------------|-----:|"]
+        bases = [b for b in ("source_only", "adv_ce_sgd", "target_bn", "source_only_adabn")
+                 if any(f"vs_{b}" in m for m in study["methods"].values())]
+        beyond = any("adabn_vs_source_only_adabn" in m for m in study["methods"].values())
+        lines += ["", "Step 6's methods, paired by seed (95% Student t interval); "
+                  + ("beyond statistics: the method's weights after AdaBN minus source_only's after AdaBN; "
+                     if beyond else "") + "time per iteration relative to source_only:", "",
+                  "| method | " + " | ".join(f"vs {b}" for b in bases) + (" | beyond statistics" if beyond else "")
+                  + " | time |", "|--------|" + "---|" * (len(bases) + beyond) + "-----:|"]
         for name, m in study["methods"].items():
-            cells = [_gain_cell(m.get(f"vs_{b}")) for b in ("source_only", "adv_ce_sgd")]
-            lines.append(f"| {name} | {cells[0]} | {cells[1]} | {_fmt(m.get('time_vs_source_only'), 1)}x |")
+            cells = [_gain_cell(m.get(f"vs_{b}")) for b in bases]
+            cells += [_gain_cell(m.get("adabn_vs_source_only_adabn"))] if beyond else []
+            lines.append(f"| {name} | {' | '.join(cells)} | {_fmt(m.get('time_vs_source_only'), 1)}x |")
     if study["checks"]:
         lines += ["", "What the bench must show:", "", "| check | wants | holds |", "|-------|-------|-------|"]
         lines += [f"| {c['check']} | {c['wants']} | {'yes' if c['ok'] else 'NO'} |" for c in study["checks"]]
     lines += ["", "Each row is one command (`<seed>`: each of the seeds):", ""]
     lines += [f"- {name}: `{r['command']}`" for name, r in rows.items()]
-    pictures = ["study.png"] + (["discriminator.png"] if curves else [])
-    (out / "STUDY.md").write_text("\n".join(lines + [""] + [f"![{p[:-4]}]({p})\n" for p in pictures]))
-    print("\n" + "\n".join(lines))
-    print(f"(written: {out / 'STUDY.md'}, {out / 'STUDY.json'}, " + ", ".join(str(out / p) for p in pictures) + ")")
+    return "\n".join(lines + [""] + [f"![{p[:-4]}]({p})\n" for p in pictures])
 
 
 if __name__ == "__main__":

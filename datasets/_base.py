@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,11 +12,33 @@ from torchvision import tv_tensors
 
 from datasets import io, labels
 from datasets.cache import PreparedItems, find_cache
-from utils.errors import ConfigError, DatasetError
+from utils.data import spread_indices
+from utils.errors import ConfigError, DatasetError, option
 
 Transform = Callable[[tv_tensors.Image, tv_tensors.Mask], tuple[tv_tensors.Image, tv_tensors.Mask]]
 
 DEMO_HINT = "Step scripts accept --demo to run on the built-in synthetic world instead (no download needed)."
+# Above this share of ignored (255) pixels the labels are most likely read in the wrong format.
+IGNORE_SHARE_WARNING = 0.5
+LABELS_CHECKED = 8  # labels a run reads, spread over a dataset, before training on it (check_labels)
+_checked: set[tuple] = set()
+
+
+def ignore_share_warning(share: float, where: str, worst: Path, worst_share: float, check: str = "") -> str | None:
+    """The warning when ``share`` of the labelled pixels read are ignore (255) is above ``IGNORE_SHARE_WARNING``.
+
+    Args:
+        share: ignored pixels over all pixels read.
+        where: what was read ("8 labels spread over ...").
+        worst: the file with the largest share, named as an example.
+        worst_share: its share.
+        check: the command that checks the dataset, when the warning is not the check's own.
+    """
+    if share <= IGNORE_SHARE_WARNING:
+        return None
+    return (f"{share:.0%} of the pixels of {where} are ignore (255), e.g. {worst_share:.0%} of {worst}: the labels "
+            "are most likely read in the wrong format (colour labels saved as JPEG, whose colours no longer match "
+            "the palette; label ids read as another format)." + (f" Check them: {check}" if check else ""))
 
 
 def check_size(size: tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
@@ -32,13 +55,8 @@ def check_size(size: tuple[int, int] | list[int] | None) -> tuple[int, int] | No
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ConfigError(f"{name}={value!r} is not valid; choose one of: {', '.join(choices)}")
+        raise ConfigError(f"{option(name, value)} is not valid; choose one of: {', '.join(choices)}")
     return value
-
-
-def require_dir(path: Path, what: str, hint: str) -> None:
-    if not path.is_dir():
-        raise DatasetError(f"{what} not found: {path} does not exist or is not a folder. {hint}")
 
 
 class WorkerDatasetError(DatasetError):
@@ -63,6 +81,8 @@ class SegmentationDataset(Dataset):
     """
 
     samples: list[tuple[Path, Path]]
+    # The classes its labels hold (train ids 0..18; 255 is ignored): a model must predict as many.
+    num_classes: int = labels.NUM_CLASSES
     # Names the dataset to the prepared-set cache (datasets.cache): "cityscapes", "gta5", or None (not cached).
     cache_kind: str | None = None
     # Prepared items (datasets.cache), replacing decode + resize; augmentation still runs per item.
@@ -84,6 +104,27 @@ class SegmentationDataset(Dataset):
     def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(3xHxW uint8 image, HxW int64 train ids) at the label's native size."""
         raise NotImplementedError
+
+    def check_labels(self, n: int = LABELS_CHECKED) -> None:
+        """Once per dataset and process: read ``n`` labels spread over it (as decoded, no augmentation) and print a
+        warning naming a file when most of their pixels are ignore (``ignore_share_warning``)."""
+        key = (type(self).__name__, str(Path(getattr(self, "root", "")).resolve()), getattr(self, "split", None),
+               getattr(self, "label_source", None), getattr(self, "label_format", None))
+        if key in _checked or not len(self):
+            return
+        _checked.add(key)
+        ignored = total = 0
+        worst = (-1.0, Path())
+        for i in spread_indices(len(self), n):
+            label = self._cache.item(i)[1] if self._cache is not None else self._load(i)[1]
+            k, t = int((label == labels.IGNORE_INDEX).sum()), label.numel()
+            ignored, total = ignored + k, total + t
+            worst = max(worst, (k / max(t, 1), self.samples[i][1]))
+        where = f"{min(n, len(self))} labels spread over {type(self).__name__} {getattr(self, 'split', '')}"
+        check = f"python -m datasets.check --{self.cache_kind} {getattr(self, 'root', '')}"
+        text = ignore_share_warning(ignored / max(total, 1), where, worst[1], worst[0], check)
+        if text:
+            print(f"warning: {text}", file=sys.stderr)
 
     def _use_cache(self, cache_dir: str | Path | bool | None) -> None:
         """Serve items from a prepared set in ``cache_dir`` when one is present and fresh (``datasets.cache``;

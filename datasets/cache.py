@@ -109,11 +109,11 @@ def rebuild_command(ds: Preparable, cache_dir: str | Path | None = None) -> str:
     """
     h, w = ds.size
     if _kind(ds) == "cityscapes":
-        cmd = f"python -m datasets.prepare --cityscapes {ds.root} --split {ds.split} --cityscapes-size {h} {w}"
+        cmd = f"python -m datasets.prepare --cityscapes {ds.root} --split {ds.split} --cityscapes-size {h},{w}"
         if ds.label_source != "auto":
             cmd += f" --label-source {ds.label_source}"
     else:
-        cmd = f"python -m datasets.prepare --gta5 {ds.root} --gta5-size {h} {w}"
+        cmd = f"python -m datasets.prepare --gta5 {ds.root} --gta5-size {h},{w}"
         if ds.label_format != "auto":
             cmd += f" --label-format {ds.label_format}"
     folder = resolve_cache_dir(cache_dir)

@@ -21,13 +21,12 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets import io, labels
+from datasets._base import ignore_share_warning
 from datasets.cityscapes import IMAGE_FOLDERS, LABEL_SOURCES, SPLITS, Cityscapes
 from datasets.gta5 import LABEL_FORMATS, GTA5
 from utils.data import spread_indices
-from utils.errors import UserError
+from utils.errors import UserError, name_options
 
-# Above this share of ignored pixels the labels are most likely read in the wrong format.
-IGNORE_SHARE_WARNING = 0.5
 LABEL_MODE_NAMES = {
     "P": "palette PNG (indices = Cityscapes label ids)",
     "RGB": "RGB colour PNG",
@@ -48,6 +47,7 @@ class Report:
     histogram: np.ndarray = field(default_factory=lambda: np.zeros(256, dtype=np.int64))
     sampled: int = 0
     checked: int = 0
+    worst: tuple[float, Path] = (-1.0, Path())  # the largest share of ignored pixels of one label, and its file
 
     @property
     def ok(self) -> bool:
@@ -68,6 +68,7 @@ def _scan(report: Report, dataset: Cityscapes | GTA5, indices: list[int], desc: 
         sizes[tuple(image.shape[-2:])] += 1
         counts = np.bincount(label.numpy().ravel(), minlength=256)
         report.histogram += counts
+        report.worst = max(report.worst, (counts[labels.IGNORE_INDEX] / max(counts.sum(), 1), label_path))
         if counts[: labels.NUM_CLASSES].sum() == 0:
             report.warnings.append(f"{label_path}: every pixel is ignore (255), no pixel of the 19 classes")
 
@@ -97,11 +98,10 @@ def _finish(report: Report, sizes: Counter) -> None:
     report.info.append(f"image sizes (HxW, count) in the sample: {_format_sizes(sizes) or 'none'}")
     report.info.extend(_histogram_lines(report.histogram))
     total = int(report.histogram.sum())
-    if total and report.histogram[labels.IGNORE_INDEX] / total > IGNORE_SHARE_WARNING:
-        report.warnings.append(
-            f"{100.0 * report.histogram[labels.IGNORE_INDEX] / total:.0f} % of the sampled pixels are ignore (255): "
-            "are the labels read in the right format?"
-        )
+    share = report.histogram[labels.IGNORE_INDEX] / total if total else 0.0
+    text = ignore_share_warning(share, f"the {report.checked} labels sampled", report.worst[1], report.worst[0])
+    if text:
+        report.warnings.append(text)
 
 
 def check_cityscapes(root: str | Path, label_source: str = "auto", max_images: int = 200) -> Report:
@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "--max-images", type=int, default=200, metavar="N", help="decode at most N images per dataset (0: all)"
     )
     args = parser.parse_args(argv)
+    name_options({"label_format": "--label-format", "label_source": "--label-source"})
     if not args.cityscapes and not args.gta5:
         parser.error("give --cityscapes ROOT and/or --gta5 ROOT")
     reports = []

@@ -8,7 +8,7 @@ import torch
 
 from datasets import io
 from datasets._base import DEMO_HINT, SegmentationDataset, Transform, check_choice
-from utils.errors import DatasetError
+from utils.errors import DatasetError, option
 
 SPLITS = ("train", "val")
 LABEL_SOURCES = ("auto", "labelIds", "labelTrainIds")
@@ -130,8 +130,8 @@ class Cityscapes(SegmentationDataset):
                 f"  {img} -> expected {' or '.join(str(c) for c in cands)}" for img, cands in missing[:5]
             )
             fix = (
-                "Set label_source='labelIds' to use the labelIds files, or create the train-id files with "
-                "cityscapesScripts' createTrainIdLabelImgs."
+                f"Set {option('label_source', 'labelIds')} to use the labelIds files, or create the train-id files "
+                "with cityscapesScripts' createTrainIdLabelImgs."
                 if label_source == "labelTrainIds"
                 else "Extract gtFine_trainvaltest.zip into ROOT (images and labels must come from the same split)."
             )
@@ -158,7 +158,10 @@ class Cityscapes(SegmentationDataset):
         if self.label_kinds[index] == "labelIds":
             train_ids = io.decode_label_ids(raw)
         else:
-            train_ids = io.decode_train_ids(raw)
+            train_ids = io.decode_train_ids(raw, label_path, fix=(
+                "Cityscapes' _gtFine_labelTrainIds.png files hold train ids (cityscapesScripts' "
+                "createTrainIdLabelImgs writes them): re-create it, or read the _gtFine_labelIds.png files "
+                f"instead ({option('label_source', 'labelIds')})."))
         return io.image_to_tensor(rgb), io.label_to_tensor(train_ids)
 
     def __repr__(self) -> str:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from datasets import io, labels
 from datasets._base import DEMO_HINT, SegmentationDataset, Transform, check_choice
-from utils.errors import ConfigError, DatasetError
+from utils.errors import ConfigError, DatasetError, option
 
 SPLITS = ("all", "train", "val")
 LABEL_FORMATS = ("auto", "labelIds", "color", "trainIds")
@@ -19,8 +19,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 LAYOUT_TEXT = (
     "Expected layout: ROOT/images/NNNNN.png and ROOT/labels/NNNNN.png, labels as palette PNGs of Cityscapes "
-    "label ids (the original release), RGB PNGs in the Cityscapes colours, or greyscale train ids "
-    "(label_format='trainIds')."
+    "label ids (the original release), RGB PNGs in the Cityscapes colours, or greyscale train ids (which need "
+    "the label format set to trainIds)."
 )
 
 
@@ -29,16 +29,16 @@ def _format_hint(raw: np.ndarray) -> str:
     classes = values[values != labels.IGNORE_INDEX]
     if classes.size and classes.max() >= labels.NUM_CLASSES:
         top = int(classes.max())
-        return f"Its values go up to {top}, which suggests Cityscapes label ids: label_format='labelIds'."
-    return "Its values (0..18 and 255) suggest train ids: label_format='trainIds'."
+        return f"Its values go up to {top}, which suggests Cityscapes label ids: {option('label_format', 'labelIds')}."
+    return f"Its values (0..18 and 255) suggest train ids: {option('label_format', 'trainIds')}."
 
 
 def greyscale_error(path: Path, raw: np.ndarray | None = None) -> DatasetError:
     hint = f" {_format_hint(raw)}" if raw is not None else ""
     return DatasetError(
         f"{path} is a greyscale label: it may hold Cityscapes label ids (0..33) or train ids (0..18, 255), and one "
-        "file cannot tell which, so label_format='auto' refuses to guess. Set label_format='trainIds' or "
-        f"label_format='labelIds' (GTA5(..., label_format=...), or --label-format for datasets.check).{hint}"
+        f"file cannot tell which, so {option('label_format', 'auto')} refuses to guess. Set "
+        f"{option('label_format', 'trainIds')} or {option('label_format', 'labelIds')}.{hint}"
     )
 
 
@@ -60,25 +60,30 @@ def decode_label(im: Image.Image, fmt: str, path: Path) -> np.ndarray:
             # Palette indices are the label ids; the palette colours are not looked at.
             return io.decode_label_ids(io.pil_to_single_channel(im, path))
         if mode in io.COLOR_MODES:
-            raise DatasetError(f"{path} is an {mode} colour label, not label ids: use label_format='color' or 'auto'.")
+            raise DatasetError(f"{path} is an {mode} colour label, not label ids: use "
+                               f"{option('label_format', 'color')} or {option('label_format', 'auto')}.")
     elif fmt == "color":
         if mode in io.COLOR_MODES or mode == "P":
             return io.decode_colors(io.pil_to_rgb_array(im))
         if single:
             raise DatasetError(
-                f"{path} is a greyscale label, not a colour one: use label_format='trainIds' or 'labelIds'."
+                f"{path} is a greyscale label, not a colour one: use {option('label_format', 'trainIds')} or "
+                f"{option('label_format', 'labelIds')}."
             )
     elif fmt == "trainIds":
         if single:
-            return io.decode_train_ids(io.pil_to_single_channel(im, path))
+            return io.decode_train_ids(io.pil_to_single_channel(im, path), path,
+                                       fix=f"If the labels hold Cityscapes label ids, use "
+                                           f"{option('label_format', 'labelIds')}.")
         if mode == "P":
             raise DatasetError(
                 f"{path} is a palette PNG (the original GTA5 release, whose indices are label ids, not train ids): "
-                "use label_format='labelIds' or 'auto'."
+                f"use {option('label_format', 'labelIds')} or {option('label_format', 'auto')}."
             )
         if mode in io.COLOR_MODES:
-            raise DatasetError(f"{path} is an {mode} colour label, not train ids: use label_format='color' or 'auto'.")
-    raise DatasetError(f"{path}: a {mode} image cannot be read as label_format={fmt!r}. {LAYOUT_TEXT}")
+            raise DatasetError(f"{path} is an {mode} colour label, not train ids: use "
+                               f"{option('label_format', 'color')} or {option('label_format', 'auto')}.")
+    raise DatasetError(f"{path}: a {mode} image cannot be read as {option('label_format', fmt)}. {LAYOUT_TEXT}")
 
 
 def read_list_file(list_file: str | Path) -> list[str]:
@@ -165,7 +170,8 @@ class GTA5(SegmentationDataset):
         if not any(keep):
             raise DatasetError(
                 f"GTA5 {split} split is empty: none of the {len(ids)} images in {image_dir} falls in it "
-                f"(list_file={list_file}, val_fraction={val_fraction}). Use more images or split='all'."
+                f"(list_file={list_file}, {option('val_fraction', val_fraction)}). Use more images, or no held-out "
+                f"share ({option('val_fraction', 0)})."
             )
 
         self.samples, self.ids, skipped = [], [], []
@@ -213,7 +219,8 @@ class GTA5(SegmentationDataset):
             in_val = [i in val_ids for i in ids]
         else:
             if not 0.0 < float(val_fraction) < 1.0:
-                raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction!r}")
+                raise ConfigError(f"{option('val_fraction', val_fraction)}: the held-out share must be between 0 and "
+                                  "1 (exclusive), or 0 for none.")
             n = len(ids)
             n_val = min(max(int(round(val_fraction * n)), 1), max(n - 1, 1))
             order = np.random.default_rng(split_seed).permutation(n)

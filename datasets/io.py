@@ -92,12 +92,28 @@ def pil_to_rgb_array(im: Image.Image) -> np.ndarray:
 
 def decode_label_ids(arr: np.ndarray) -> np.ndarray:
     """Cityscapes label ids -> train ids: one vectorised table lookup, unknown ids -> 255."""
-    return labels.ID_TO_TRAINID[arr]
+    return labels.ids_to_train_ids(arr)
 
 
-def decode_train_ids(arr: np.ndarray) -> np.ndarray:
-    """Train-id labels, sanitised so any value outside 0..18 becomes 255."""
-    return labels.sanitize_train_ids(arr)
+# True for the values a train-id label cannot hold: 19..254 (0..18 are the classes, 255 is ignore).
+_NOT_A_TRAIN_ID = np.ones(256, dtype=bool)
+_NOT_A_TRAIN_ID[: labels.NUM_CLASSES] = False
+_NOT_A_TRAIN_ID[labels.IGNORE_INDEX] = False
+
+
+def decode_train_ids(arr: np.ndarray, path: str | Path = "label", fix: str = "") -> np.ndarray:
+    """Train-id labels (0..18, 255 for ignore) as a uint8 copy. A value 19..254 cannot occur in a train-id file:
+    the file holds another format (label ids, most often), and training on it would teach the wrong classes, so
+    it is a DatasetError naming ``path`` and ``fix`` (the setting that reads the file's real format)."""
+    arr = np.asarray(arr, dtype=np.uint8)
+    bad = _NOT_A_TRAIN_ID[arr]
+    if bad.any():
+        values = np.unique(arr[bad])
+        shown = ", ".join(str(v) for v in values[:8]) + (", ..." if values.size > 8 else "")
+        raise DatasetError(
+            f"{path} is read as train ids (0..18, 255 for ignore) but holds {shown}, values no train-id file holds: "
+            f"it is in another format (values up to 33 are Cityscapes label ids). {fix}".rstrip())
+    return arr.copy()
 
 
 def decode_colors(rgb: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Prepared datasets: decode, resize and convert the labels once, then load items several times faster.
 
     python -m datasets.prepare --cityscapes /data/Cityscapes --gta5 /data/GTA5
-    python -m datasets.prepare --gta5 /data/GTA5 --gta5-size 720 1280 --label-format color --workers 8
+    python -m datasets.prepare --gta5 /data/GTA5 --gta5-size 720,1280 --label-format color --workers 8
 
 This module makes the prepared sets; their format and how a dataset finds its set are ``datasets.cache``.
 Each set is one folder under the cache folder (``data/cache`` under the repository root unless told
@@ -37,7 +37,9 @@ from datasets.cityscapes import LABEL_SOURCES, Cityscapes
 from datasets.gta5 import GTA5, LABEL_FORMATS
 from utils.data import StoppingLoader, spare_cores
 from utils.distributed import main_first
-from utils.errors import ConfigError, DatasetError
+from utils.config import MIN_SIDE, SizeError, format_value, parse_size
+from utils.errors import ConfigError, DatasetError, OutputError
+from utils.paths import writable_folder
 
 __all__ = ["prepare", "use_prepared", "use_prepared_for_demo", "loader_throughput", "main", "DEFAULT_SIZES"]
 
@@ -75,6 +77,7 @@ def prepare(ds: SegmentationDataset, cache_dir: str | Path | None = None, *, wor
             return folder
         except StaleCache:
             pass
+    writable_folder(cache_root, "the cache folder", "Choose another --cache-dir (cache_dir), or make it writable.")
     plain = copy.copy(ds)
     plain.transform, plain._cache = None, None
     samples = relative_samples(plain)
@@ -162,7 +165,7 @@ def use_prepared_for_demo(ds: SegmentationDataset, images_read: int) -> None:
     with main_first():
         try:
             use_prepared(ds, cache_dir)
-        except (OSError, DatasetError) as e:  # a read-only or full disk costs speed, never the run
+        except (OSError, DatasetError, OutputError) as e:  # a read-only or full disk costs speed, never the run
             print(f"note: could not prepare the demo images in {cache_dir} ({e}); reading the PNGs instead")
 
 
@@ -233,6 +236,14 @@ def loader_throughput(root: str | Path, kind: str, size: tuple[int, int], n_imag
                 "prepared": _images_per_second(cached, batch_size, num_workers, min_seconds)}
 
 
+def _size(words: list[str], parser: argparse.ArgumentParser, flag: str) -> tuple[int, int]:
+    """One size as typed: ``H,W`` or ``HxW`` (the project's syntax), or ``H W`` (two words)."""
+    try:
+        return parse_size(",".join(words) if len(words) == 2 else " ".join(words), min_side=MIN_SIDE)
+    except SizeError as e:
+        parser.error(f"--{flag.replace('_', '-')}: {e}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, str]:
     """Command line: prepare Cityscapes and/or GTA5; returns {description: prepared folder}.
 
@@ -247,10 +258,11 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     p.add_argument("--cityscapes", metavar="ROOT", help="Cityscapes root (official or course layout)")
     p.add_argument("--gta5", metavar="ROOT", help="GTA5 root (images/ and labels/); prepared as a whole, "
                    "serving the all, train and val splits")
-    p.add_argument("--cityscapes-size", nargs=2, type=int, action="append", metavar=("H", "W"),
-                   help=f"Cityscapes size; repeat for several (default {DEFAULT_SIZES['cityscapes']})")
-    p.add_argument("--gta5-size", nargs=2, type=int, action="append", metavar=("H", "W"),
-                   help=f"GTA5 size; repeat for several (default {DEFAULT_SIZES['gta5']})")
+    p.add_argument("--cityscapes-size", nargs="+", action="append", metavar="H,W",
+                   help="Cityscapes size, H,W or HxW (H W also works); repeat for several (default "
+                        f"{format_value(DEFAULT_SIZES['cityscapes'])})")
+    p.add_argument("--gta5-size", nargs="+", action="append", metavar="H,W",
+                   help=f"GTA5 size, H,W or HxW; repeat for several (default {format_value(DEFAULT_SIZES['gta5'])})")
     p.add_argument("--split", nargs="+", choices=("train", "val"), default=["train", "val"],
                    help="Cityscapes splits (default: train val)")
     p.add_argument("--label-source", choices=LABEL_SOURCES, default="auto", help="Cityscapes label files")
@@ -266,6 +278,8 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
         p.error("give --cityscapes ROOT and/or --gta5 ROOT")
     if args.workers < 0:
         p.error("--workers must be 0 or more")
+    for flag in ("cityscapes_size", "gta5_size"):
+        setattr(args, flag, [_size(words, p, flag) for words in getattr(args, flag) or []])
     cache_dir = None if args.cache_dir is None else Path(args.cache_dir).absolute()
 
     jobs = []

@@ -1,6 +1,6 @@
 """Models: BiSeNet, DeepLabV2, the FC discriminator, and rebuilding a model from its spec.
 
-``model.spec`` is a plain-Python dict (arch, num_classes, context_path or freeze_bn and bn_mode, input_norm)
+``model.spec`` is a plain-Python dict (arch, num_classes, context_path or bn_mode, input_norm)
 stored in checkpoints; ``build_model(spec)`` rebuilds that model untrained and ``check_spec`` tells a
 checkpoint of another model apart before its state dict is loaded.
 """
@@ -32,12 +32,12 @@ def build_model(spec: dict[str, Any]) -> SegmentationModel:
     if spec["arch"] == "bisenet":
         model: SegmentationModel = BiSeNet(num_classes, context_path=spec.get("context_path", "resnet18"))
     else:
-        freeze_bn = bool(spec.get("freeze_bn", False))
-        # Specs written before bn_mode existed froze the statistics along with the affine parameters.
-        bn_mode = spec.get("bn_mode", "frozen" if freeze_bn else "reference")
+        bn_mode = spec.get("bn_mode", "train")
+        if "freeze_bn" in spec:  # written before the one BatchNorm setting: bn_mode applied under freeze_bn alone,
+            # and the oldest specs, without bn_mode, froze the statistics with the affine parameters
+            bn_mode = spec.get("bn_mode", "frozen") if spec["freeze_bn"] else "train"
         try:
-            model = DeepLabV2(num_classes, freeze_bn=freeze_bn, bn_mode=bn_mode,
-                              multi_level=bool(spec.get("multi_level", False)))
+            model = DeepLabV2(num_classes, bn_mode=bn_mode, multi_level=bool(spec.get("multi_level", False)))
         except ConfigError as e:
             raise CheckpointError(f"model spec {spec!r}: {e}") from None
     if "input_norm" in spec:

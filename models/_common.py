@@ -59,6 +59,26 @@ class SegmentationModel(nn.Module):
     """
 
     arch: str = ""
+    # Set by freeze_bn_statistics: a training-time behaviour, not part of the architecture or its spec.
+    bn_statistics_frozen: bool = False
+
+    def freeze_bn_statistics(self, frozen: bool = True) -> "SegmentationModel":
+        """Keep every BatchNorm's running statistics as they are while the model trains (its affine parameters
+        still train): BatchNorm layers stay in eval mode under ``train()``, normalising with those statistics.
+
+        BatchNorm would otherwise move its statistics toward whatever passes through it in train mode, target
+        images included, and the training loop calls ``train()`` every iteration: so the freeze lives there.
+        """
+        self.bn_statistics_frozen = bool(frozen)
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "SegmentationModel":
+        super().train(mode)
+        if mode and self.bn_statistics_frozen:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     def _init_input_norm(self, norm: dict[str, Any]) -> None:
         self.register_buffer("input_mean", torch.zeros(3))

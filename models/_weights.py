@@ -14,15 +14,16 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from utils.checkpoint import safe_load
 from utils.errors import CheckpointError
 from utils.paths import REPO_ROOT
 
-_NO_WEIGHTS_HINT = "or set PRETRAINED = False (--PRETRAINED=false) to train from scratch"
+_NO_WEIGHTS_HINT = "or set PRETRAINED to none (--PRETRAINED=none) to train from scratch"
 # The shared Caffe checkpoint prefixes every key with one component, e.g. "Scale.layer1.0.conv1.weight".
 CAFFE_PREFIX = "Scale."
 DEEPLAB_FILE_HINT = ("DeepLabV2 reads DeepLab_resnet_pretrained_imagenet.pth (the ImageNet ResNet-101 converted from "
                      "Caffe that AdaptSegNet and the course template use; it comes with the course material) or a "
-                     "torchvision ResNet-101 state dict: put the file at that path, or use PRETRAINED = True for "
+                     "torchvision ResNet-101 state dict: put the file at that path, or use PRETRAINED imagenet for "
                      "torchvision's ImageNet weights, " + _NO_WEIGHTS_HINT + ".")
 
 
@@ -30,14 +31,9 @@ def read_state_dict(path: str | os.PathLike, hint: str = "") -> dict[str, torch.
     """Read a weights file (a state dict, or a dict holding one under "state_dict"/"model") on the CPU."""
     path = Path(path)
     fix = f" {hint}" if hint else f" Check the path, {_NO_WEIGHTS_HINT}."
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"weights file not found: {path}.{fix}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError... for damaged files
-        raise CheckpointError(f"cannot read weights file {path}: {type(e).__name__}: {str(e).splitlines()[0]}. "
-                              f"The file is truncated, not a PyTorch weights file, or holds more than tensors; "
-                              f"download it again.{fix}") from None
+    obj = safe_load(path, "cpu", what="weights file", fix=f"Download it again.{fix}")
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -132,17 +128,19 @@ def describe(report: dict[str, Any], source: str, convention: str) -> str:
     return f"loaded {report['loaded']}/{report['total']} backbone tensors from {source} ({convention}{extra})"
 
 
-def pretrained_arg(value: str | bool) -> bool | str:
-    """A PRETRAINED constant as the model constructors take it: False, True (torchvision ImageNet) or a path.
+def pretrained_arg(value: str | bool | None) -> bool | str:
+    """A PRETRAINED setting as the model constructors take it: ``imagenet`` -> True (torchvision's ImageNet
+    weights), ``none`` -> False (from scratch), anything else a weights file; ``true``/``false`` (and the bools)
+    are aliases of ``imagenet``/``none``.
 
     A bare file name is looked up in the current directory, then in the repository's ``weights/`` folder.
     """
-    if isinstance(value, bool):
-        return value
+    if isinstance(value, bool) or value is None:
+        return bool(value)
     text = str(value).strip()
-    if text.lower() in ("", "none", "false", "no", "0", "off"):
+    if text.lower() in ("", "none", "false"):
         return False
-    if text.lower() in ("true", "imagenet", "torchvision", "yes", "1"):
+    if text.lower() in ("imagenet", "true"):
         return True
     path = Path(text)
     if not path.is_absolute() and not path.exists() and (REPO_ROOT / "weights" / path).exists():

@@ -143,8 +143,8 @@ class BiSeNet(SegmentationModel):
             if any(k.startswith(CAFFE_PREFIX) for k in state):
                 raise CheckpointError(f"{source} is the Caffe DeepLab ResNet (keys prefixed '{CAFFE_PREFIX}'), "
                                       f"built for DeepLabV2's Caffe-style backbone and BGR input; BiSeNet's context "
-                                      f"path takes torchvision ResNet weights: use PRETRAINED = True or a "
-                                      f"torchvision {context_path} state dict, or PRETRAINED = False.")
+                                      f"path takes torchvision ResNet weights: use PRETRAINED imagenet or a "
+                                      f"torchvision {context_path} state dict, or none.")
             report = load_backbone(self.context_path, state, source)
             if self.adopt_input_norm(state):
                 convention = f"a trained model's own input normalisation: {self.input_norm}"

@@ -20,15 +20,17 @@ from utils.errors import ConfigError
 from utils.ops import resize
 
 TORCHVISION_WEIGHTS = torchvision.models.ResNet101_Weights.IMAGENET1K_V1
-# How a pretrained backbone's BatchNorm trains. "reference": affine parameters frozen, statistics from the
-# batch and kept up to date (AdaptSegNet's and ADVENT's DeepLab); "frozen": statistics frozen too.
-BN_MODES = ("reference", "frozen")
+# How the backbone's BatchNorm trains: mode -> (affine parameters frozen, running statistics frozen).
+BN_MODES = {
+    "train": (False, False),  # everything trains: from scratch, where default statistics would not normalise
+    "reference": (True, False),  # AdaptSegNet's and ADVENT's pretrained DeepLab: batch statistics, kept up to date
+    "frozen": (True, True),  # a pretrained backbone's affine parameters and statistics both kept
+    "statistics_frozen": (False, True),  # statistics kept, affine parameters trained (BN_STATS on a scratch net)
+}
 
 
 class Bottleneck(nn.Module):
     """1x1 (stride) -> 3x3 (dilation) -> 1x1 (x4 channels), each followed by BatchNorm, plus the shortcut."""
-
-    expansion = 4
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, dilation: int = 1,
                  downsample: nn.Module | None = None) -> None:
@@ -113,9 +115,7 @@ class DeepLabV2(SegmentationModel):
 
     Train mode returns ``(logits, None, None)`` (the tuple shape BiSeNet trains with), eval mode the logits;
     both at the input's size. With ``multi_level`` a second ASPP classifier on layer3 (AdaptSegNet's
-    multi-level set-up) is built and train mode returns ``(logits, layer3 logits, None)``. A pretrained backbone's BatchNorm affine parameters do not train; with
-    ``bn_mode="reference"`` its BN layers still normalise with the batch statistics and update their running
-    statistics during training, with ``bn_mode="frozen"`` they stay in eval mode under ``model.train()``.
+    multi-level set-up) is built and train mode returns ``(logits, layer3 logits, None)``.
 
     Args:
         num_classes: number of output classes.
@@ -123,12 +123,11 @@ class DeepLabV2(SegmentationModel):
             or the path of a weights file: the shared Caffe checkpoint ``DeepLab_resnet_pretrained_imagenet.pth``
             (keys with a prefix, e.g. ``Scale.``; its classifier keys are skipped) or a torchvision ResNet-101
             state dict. The input normalisation follows the weights (Caffe: BGR 0..255 minus the mean).
-        freeze_bn: whether ``bn_mode`` applies. None: iff pretrained weights are loaded; from scratch the
-            BatchNorm trains fully, as default statistics would leave the net unnormalised. True applies it
-            to an untrained model too, e.g. one rebuilt from a pretrained model's spec.
-        bn_mode: how a pretrained backbone's BatchNorm trains: "reference" (affine parameters frozen,
-            statistics from the batch, as AdaptSegNet and ADVENT train it) or "frozen" (affine parameters and
-            statistics frozen).
+        bn_mode: how the backbone's BatchNorm trains (``BN_MODES``): "train" (affine parameters and statistics),
+            "reference" (affine parameters frozen, statistics from the batch and kept up to date, as AdaptSegNet
+            and ADVENT train it), "frozen" (both kept), "statistics_frozen" (statistics kept, affine trained).
+            None: "reference" with pretrained weights, "train" from scratch. ``freeze_bn_statistics`` moves
+            between the modes that differ in statistics alone.
         multi_level: also classify layer3's features (1024 channels), for multi-level adaptation; off by
             default, so the model, its parameter count and its FLOPs are the single-output DeepLabV2's.
     """
@@ -136,13 +135,12 @@ class DeepLabV2(SegmentationModel):
     arch = "deeplabv2"
 
     def __init__(self, num_classes: int = 19, pretrained: bool | str | os.PathLike = False,
-                 freeze_bn: bool | None = None, bn_mode: str = "reference", multi_level: bool = False) -> None:
+                 bn_mode: str | None = None, multi_level: bool = False) -> None:
         super().__init__()
         if int(num_classes) < 1:
             raise ConfigError(f"num_classes must be positive, got {num_classes}")
-        if bn_mode not in BN_MODES:
+        if bn_mode is not None and bn_mode not in BN_MODES:
             raise ConfigError(f"unknown DeepLabV2 bn_mode {bn_mode!r}; choose one of {', '.join(BN_MODES)}")
-        self.bn_mode = bn_mode
         self.num_classes = int(num_classes)
         # The weights file is read first, so a wrong path fails at once rather than after building the net.
         state, source = None, ""
@@ -158,8 +156,8 @@ class DeepLabV2(SegmentationModel):
         self._init_input_norm(TORCHVISION_NORM)
         if state is not None:
             self._load_backbone(state, source)
-        self.freeze_bn = state is not None if freeze_bn is None else bool(freeze_bn)
-        if self.freeze_bn:
+        self.bn_mode = bn_mode or ("reference" if state is not None else "train")
+        if BN_MODES[self.bn_mode][0]:
             for m in self.backbone.modules():
                 if isinstance(m, nn.BatchNorm2d):
                     m.weight.requires_grad_(False)
@@ -178,17 +176,19 @@ class DeepLabV2(SegmentationModel):
             convention = "torchvision format: RGB [0, 1], ImageNet mean/std"
         print(describe(report, source, convention))
 
-    def train(self, mode: bool = True) -> "DeepLabV2":
-        super().train(mode)
-        if getattr(self, "freeze_bn", False) and self.bn_mode == "frozen":
-            for m in self.backbone.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.eval()
-        return self
+    @property
+    def bn_statistics_frozen(self) -> bool:
+        return BN_MODES[getattr(self, "bn_mode", "train")][1]
+
+    def freeze_bn_statistics(self, frozen: bool = True) -> "DeepLabV2":
+        """The mode with this one's affine setting and the statistics ``frozen`` (``reference`` <-> ``frozen``,
+        ``train`` <-> ``statistics_frozen``)."""
+        wanted = (BN_MODES[self.bn_mode][0], bool(frozen))
+        self.bn_mode = next(mode for mode, what in BN_MODES.items() if what == wanted)
+        return self.train(self.training)
 
     def _spec_extra(self) -> dict[str, Any]:
-        extra = {"freeze_bn": self.freeze_bn, "bn_mode": self.bn_mode}
-        return {**extra, "multi_level": True} if self.multi_level else extra
+        return {"bn_mode": self.bn_mode, **({"multi_level": True} if self.multi_level else {})}
 
     def _group_modules(self) -> list[tuple[str, nn.Module, float]]:
         groups = [("backbone", self.backbone, 1.0), ("classifier", self.classifier, 10.0)]

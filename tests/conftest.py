@@ -35,3 +35,13 @@ def tiny_world(tmp_path_factory) -> Path:
     generate(root, seed=0, n_source=16, n_train=12, n_val=8, source_size=(64, 128), target_size=(64, 128),
              workers=1, progress=False)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _messages_spell_library_arguments():
+    """Messages name a setting as the running command spells it (``utils.errors.option``); a script's ``main`` run
+    in this process by an earlier test must not leave its spelling to the next test."""
+    from utils.errors import name_options
+
+    name_options({})
+    yield

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from models import FCDiscriminator
-from utils.adaptation import adversarial_iteration
+from utils.adaptation import Level, adversarial_iteration
 from utils.engine import Env, make_optimizer
 from utils.losses import SegLosses, build_seg_loss
 
@@ -40,8 +40,9 @@ class Adversarial:
                            torch.optim.Adam(self.disc.parameters(), lr=1e-4, betas=(0.9, 0.99)))
 
     def iteration(self) -> dict:
-        return adversarial_iteration(self.model, self.disc, self.optimizers, SegLosses(build_seg_loss("ce")),
-                                     self.src, self.tgt[0], Env(torch.device("cpu"), None, False), 0.001)
+        level = Level("main", 0, self.disc, self.optimizers[1], 0.001)
+        return adversarial_iteration(self.model, self.optimizers[0], SegLosses(build_seg_loss("ce")), self.src,
+                                     self.tgt[0], Env(torch.device("cpu"), None, False), [level])
 
 
 def test_adversarial_iteration_updates_both_networks_and_logs_discriminator_health():

@@ -91,7 +91,7 @@ def test_broken_cityscapes_exits_1_naming_the_file(tmp_path: Path, capsys, damag
 def test_greyscale_gta5_needs_label_format(tmp_path: Path, capsys) -> None:
     gta = make_gta5(tmp_path / "gta", fmt="trainIds")
     assert main(["--gta5", str(gta)]) == 1
-    assert "label_format='trainIds'" in capsys.readouterr().out
+    assert "--label-format=trainIds" in capsys.readouterr().out  # as this command spells it
     assert main(["--gta5", str(gta), "--label-format", "trainIds"]) == 0
 
 

@@ -1,4 +1,4 @@
-"""Complexity: parameter and FLOP counts (against SPEC 1), latency measurement."""
+"""Complexity: parameter and FLOP counts (against the published counts), latency measurement."""
 from __future__ import annotations
 
 import pytest
@@ -49,10 +49,10 @@ def test_discriminator_flops_take_class_maps():
     assert count_flops(d, size=(32, 64)) * 1e9 > first
 
 
-# SPEC 1, fvcore at 3x512x1024, eval mode, 19 classes. BiSeNet classifies at 1/8 and then upsamples; the
+# The published counts (course reports, AdaptSegNet's Res_Deeplab), fvcore at 3x512x1024, eval mode, 19 classes. BiSeNet classifies at 1/8 and then upsamples; the
 # reference upsamples first and runs its 19x19 1x1 classifier at full resolution (19 * 19 * 512 * 1024 =
 # 0.189 G more), with identical logits (test_models: the two orders commute). Hence 25.59 G here, 0.7% under
-# the course figure of 25.78 G; the test pins both the SPEC tolerance and that explanation.
+# the course figure of 25.78 G; the test pins both the published figure's tolerance and that explanation.
 @pytest.mark.parametrize("name,spec_gflops,own_gflops", [("bisenet", 25.78, 25.593), ("deeplabv2", 374.6, 374.665)])
 def test_flops_at_512x1024_match_spec(name, spec_gflops, own_gflops):
     torch.manual_seed(0)

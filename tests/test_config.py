@@ -89,12 +89,13 @@ def test_argv_none_reads_sys_argv(ns, monkeypatch):
 
 
 def test_types(ns):
-    cfg = load(ns, "--EPOCHS=3", "--LR=1e-3", "--RUN_NAME=abc", "--SEED", "-5", "--CHECKPOINT_MINUTES=2")
+    cfg = load(ns, "--EPOCHS=3", "--LR=1e-3", "--RUN_NAME=abc", "--SEED", "5", "--CHECKPOINT_MINUTES=2")
     assert cfg.EPOCHS == 3 and type(cfg.EPOCHS) is int
     assert cfg.LR == 1e-3 and type(cfg.LR) is float
-    assert cfg.RUN_NAME == "abc" and cfg.SEED == -5
+    assert cfg.RUN_NAME == "abc" and cfg.SEED == 5
     assert cfg.CHECKPOINT_MINUTES == 2.0 and type(cfg.CHECKPOINT_MINUTES) is float
-    assert cfg.overrides == {"EPOCHS": 3, "LR": 1e-3, "RUN_NAME": "abc", "SEED": -5, "CHECKPOINT_MINUTES": 2.0}
+    assert cfg.overrides == {"EPOCHS": 3, "LR": 1e-3, "RUN_NAME": "abc", "SEED": 5, "CHECKPOINT_MINUTES": 2.0}
+    assert load(ns, "--LR", "-5e-3").LR == -5e-3  # a negative number is a value, not an option
 
 
 @pytest.mark.parametrize("raw,want", [("true", True), ("TRUE", True), ("1", True), ("yes", True), ("Yes", True),
@@ -117,7 +118,7 @@ def test_tuples_and_lists(ns):
     scales = load(ns, "--SCALES=0.75,1,1.25").SCALES
     assert scales == [0.75, 1.0, 1.25] and isinstance(scales, list) and all(type(s) is float for s in scales)
     assert load(ns, "--FLAGS=no,yes").FLAGS == (False, True)
-    with pytest.raises(ConfigError, match="EVAL_SIZE must be two positive integers H,W"):
+    with pytest.raises(ConfigError, match="EVAL_SIZE must be two integers H,W"):
         load(ns, "--EVAL_SIZE=256.5,512")
 
 
@@ -156,8 +157,8 @@ def test_dict_subset_and_all(ns):
 
 
 def test_case_insensitive_keys(ns):
-    cfg = load(ns, "--epochs=7", "--Eval_Size=8x16", "--run-name=x")
-    assert cfg.EPOCHS == 7 and cfg.EVAL_SIZE == (8, 16) and cfg.RUN_NAME == "x"
+    cfg = load(ns, "--epochs=7", "--Eval_Size=32x64", "--run-name=x")
+    assert cfg.EPOCHS == 7 and cfg.EVAL_SIZE == (32, 64) and cfg.RUN_NAME == "x"
     assert set(cfg.overrides) == {"EPOCHS", "EVAL_SIZE", "RUN_NAME"}
 
 
@@ -179,7 +180,7 @@ def test_unknown_key_suggests_and_lists(ns):
 def test_wrong_type(ns, arg, pattern):
     with pytest.raises(ConfigError, match=pattern) as e:
         load(ns, arg)
-    assert "Valid keys: RUNS_DIR" in str(e.value)
+    assert "Valid keys" not in str(e.value)  # the key is right, its value is not: that key's values are named
 
 
 @pytest.mark.parametrize("argv,pattern", [(["EPOCHS=3"], "unexpected argument 'EPOCHS=3'"),
@@ -303,8 +304,8 @@ def test_to_jsonable_round_trips(ns, tmp_path):
 
 def test_config_diff(ns):
     a = load(ns).to_jsonable()
-    b = load(ns, "--EPOCHS=3", "--RUN_NAME=other", "--EVAL_SIZE=8x8").to_jsonable()
-    assert config_diff(a, b, ignore=("RUN_NAME",)) == ["EPOCHS: 50 -> 3", "EVAL_SIZE: [512, 1024] -> [8, 8]"]
+    b = load(ns, "--EPOCHS=3", "--RUN_NAME=other", "--EVAL_SIZE=64x64").to_jsonable()
+    assert config_diff(a, b, ignore=("RUN_NAME",)) == ["EPOCHS: 50 -> 3", "EVAL_SIZE: [512, 1024] -> [64, 64]"]
     assert "RUN_NAME: 'step9_fake' -> 'other'" in config_diff(a, b)
     assert config_diff({"A": 1}, {"B": 2}) == ["A: 1 -> (absent)", "B: (absent) -> 2"]
     assert config_diff(a, a) == []

@@ -258,10 +258,12 @@ def test_unknown_label_ids_become_ignore(tmp_path: Path) -> None:
     assert torch.all(label[:, :24] == 255) and torch.all(label[:, 24:] == 0)
 
     train_ids = np.zeros((H, W), dtype=np.uint8)
-    train_ids[:, :8], train_ids[:, 8:16] = 19, 100  # out of range train ids
-    write_png(tmp_path / "gtFine" / "val" / "city" / "city_000000_000019_gtFine_labelTrainIds.png", train_ids)
-    label = Cityscapes(tmp_path, "val")[0][1]
-    assert torch.all(label[:, :16] == 255) and torch.all(label[:, 16:] == 0)
+    train_ids[:, :8], train_ids[:, 8:16] = 19, 100  # no train id: the file is not in the format it is read as
+    path = tmp_path / "gtFine" / "val" / "city" / "city_000000_000019_gtFine_labelTrainIds.png"
+    write_png(path, train_ids)
+    with pytest.raises(DatasetError, match="holds 19, 100, values no train-id file holds") as err:
+        Cityscapes(tmp_path, "val")[0]
+    assert str(path) in str(err.value) and "label_source='labelIds'" in str(err.value)
 
 
 def test_unknown_colours_become_ignore_never_road(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Several processes under torchrun (CPU, Gloo): step scripts run unchanged, shard training and evaluation,
-agree on the run's status, and only rank 0 writes; the reduced confusion matrix and a DDP iteration equal
-their single-process counterparts."""
+agree on the run's status, and only rank 0 writes; the reduced confusion matrix, a DDP iteration and AdaBN's
+statistics equal their single-process counterparts."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,7 @@ from pathlib import Path
 
 import torch
 
-from tests.test_steps import tiny_args
-from utils.report import RESULT_KEYS
+from tests.test_steps import RESULT_KEYS, tiny_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,8 +116,8 @@ WORKER = textwrap.dedent('''
     from models import FCDiscriminator
     from utils import distributed
     from utils.data import make_loader
-    from utils.adaptation import adversarial_iteration
-    from utils.engine import Env, TrainState, evaluate, make_optimizer, train_iteration
+    from utils.adaptation import Level, adversarial_iteration
+    from utils.engine import Env, TrainState, confusion_matrix, make_optimizer, train_iteration
     from utils.losses import SegLosses, build_seg_loss
     from utils.metrics import ConfusionMatrix
 
@@ -150,7 +149,7 @@ WORKER = textwrap.dedent('''
 
     loader = make_loader(Images(), 3, train=False, seed=0, device=env.device, num_workers=0, rank=rank, world=world)
     found["eval_batches"] = len(loader)
-    found["eval_cm"] = evaluate(Echo(), loader, env, 19, progress=False).mat.tolist()
+    found["eval_cm"] = confusion_matrix(Echo(), loader, env, 19, progress=False).mat.tolist()
 
     # 3. DDP iterations on the same batch on every rank equal single-process ones (a backward pass that
     #    skips the auxiliary head, a discriminator frozen then trained, two iterations)
@@ -182,8 +181,8 @@ WORKER = textwrap.dedent('''
         d_net = distributed.wrap(disc, env.device) if ddp and adversarial else disc
         if adversarial:
             state = TrainState(env, model=net, optimizer=optimizer, discriminator=d_net, disc_optimizer=d_optimizer)
-            return state, lambda: adversarial_iteration(net, d_net, (optimizer, d_optimizer), seg_loss, src, tgt[0],
-                                                        env, 0.5)
+            levels = [Level("main", 0, d_net, d_optimizer, 0.5)]
+            return state, lambda: adversarial_iteration(net, optimizer, seg_loss, src, tgt[0], env, levels)
         return TrainState(env, model=net, optimizer=optimizer), lambda: train_iteration(net, optimizer, seg_loss,
                                                                                           src, env)
 
@@ -198,6 +197,30 @@ WORKER = textwrap.dedent('''
                  for a, b in zip(ref.state_dict()[k].values(), ddp.state_dict()[k].values()) if a.is_floating_point()]
         found[name + "_max_diff"] = max(diffs)
         found[name + "_keys"] = sorted(ddp.state_dict()["model"]) == sorted(ref.state_dict()["model"])
+
+    # 4. AdaBN: every rank's images count (9 images: 4 per rank, the ninth dropped); the statistics equal the hand
+    #    average of the per-batch statistics over all ranks' batches
+    from utils.adabn import adabn_loader, reestimate_bn_statistics
+
+    g = torch.Generator().manual_seed(2)
+    images = torch.randint(0, 256, (9, 3, 8, 8), dtype=torch.uint8, generator=g)
+
+    class Nine(torch.utils.data.Dataset):
+        def __len__(self):
+            return 9
+        def __getitem__(self, i):
+            return images[i], torch.zeros(8, 8, dtype=torch.int64)
+
+    torch.manual_seed(0)
+    net = TwoHeads()
+    found["adabn_images"] = reestimate_bn_statistics(net, adabn_loader(Nine(), 0, 2, env, seed=0, num_workers=0),
+                                                     env, progress=False)
+    with torch.no_grad():
+        feats = [net.conv(images[list(b)].float() / 255) for b in ((0, 2), (4, 6), (1, 3), (5, 7))]
+    mean = torch.stack([x.mean(dim=(0, 2, 3)) for x in feats]).mean(0)
+    var = torch.stack([x.var(dim=(0, 2, 3)) for x in feats]).mean(0)
+    found["adabn_diff"] = max(float((net.bn.running_mean - mean).abs().max()),
+                              float((net.bn.running_var - var).abs().max()))
     with open(f"{sys.argv[1]}/rank{rank}.json", "w") as f:
         json.dump(found, f)
 ''')
@@ -229,6 +252,7 @@ def test_reduction_sharded_eval_and_ddp_iterations_match_single_process(tmp_path
         assert f["seg_max_diff"] < 1e-5, f["seg_max_diff"]
         assert f["adv_max_diff"] < 1e-5, f["adv_max_diff"]
     assert sorted(f["eval_batches"] for f in found) == [1, 2]  # 4 and 3 images in batches of 3
+    assert all(f["adabn_images"] == 8 and f["adabn_diff"] < 1e-5 for f in found), found
 
 
 def test_single_process_needs_no_process_group():

@@ -193,12 +193,14 @@ def _cfg(tmp_path, **kw) -> Config:
 
 
 def test_run_refuses_changed_config_and_lists_differences(tmp_path):
-    assert Run(_cfg(tmp_path)).start() == "new"
+    run = Run(_cfg(tmp_path))
+    assert run.start() == "new"
+    atomic_save({"x": 1}, run.last)  # trained: a run to protect
     with pytest.raises(ConfigError, match=r"EPOCHS: 2 -> 3") as e:
         Run(_cfg(tmp_path, EPOCHS=3)).start()
     assert "OVERWRITE" in str(e.value)
     # keys that do not change what is computed may change
-    assert Run(_cfg(tmp_path, CHECKPOINT_MINUTES=1.0)).start() == "new"
+    assert Run(_cfg(tmp_path, CHECKPOINT_MINUTES=1.0)).start() == "resume"
     assert Run(_cfg(tmp_path, EPOCHS=3, OVERWRITE=True)).start() == "new"
     assert json.loads((tmp_path / "r" / "config.json").read_text())["EPOCHS"] == 3
 
@@ -259,8 +261,8 @@ def test_nan_loss_stops_with_iteration_named():
                          device=torch.device("cpu"), num_workers=0)
     w0 = model.conv.weight.detach().clone()
     with pytest.raises(TrainingError, match="iteration 7"):
-        train_one_epoch(state, lambda batch, it: train_iteration(model, optimizer, nan_loss, batch, CPU), loader, 0,
-                        progress=False)
+        list(train_one_epoch(state, lambda batch, it: train_iteration(model, optimizer, nan_loss, batch, CPU), loader,
+                             0, progress=False))
     assert torch.equal(w0, model.conv.weight)  # nothing was stepped with the bad loss
 
 
@@ -276,7 +278,8 @@ def test_optimizer_is_fused_and_updates_like_the_reference(name):
     fused_model, ref_model = TinySeg(), TinySeg()
     ref_model.load_state_dict(fused_model.state_dict())
     w0 = fused_model.conv.weight.detach().clone()
-    groups = [{"params": [fused_model.conv.weight], "lr_mult": 1.0}, {"params": [fused_model.conv.bias], "lr_mult": 10.0}]
+    groups = [{"params": [fused_model.conv.weight], "lr_mult": 1.0},
+              {"params": [fused_model.conv.bias], "lr_mult": 10.0}]
     opt = make_optimizer(name, groups, 0.05, momentum=0.9, weight_decay=1e-3)
     assert opt.defaults["fused"] is True
     ref_groups = [{"params": [ref_model.conv.weight], "lr": 0.05}, {"params": [ref_model.conv.bias], "lr": 0.5}]

@@ -134,10 +134,10 @@ def test_benchmark_writes_the_spec_json(tiny_world, tmp_path):
 
     out = tmp_path / "bench.json"
     # BiSeNet only: DeepLabV2's fast path is checked above, and its fvcore trace alone costs a minute here.
-    result = benchmark.main(["--device", "cpu", "--models", "bisenet", "--height", "32", "--width", "64", "--iters", "1", "--warmup", "0",
-                             "--train-height", "32", "--train-width", "64", "--train-batch", "2",
-                             "--loader-images", "4", "--peak-size", "128", "--data-root", str(tiny_world / "Cityscapes"),
-                             "--json", str(out)])
+    result = benchmark.main(["--device", "cpu", "--models", "bisenet", "--height", "32", "--width", "64",
+                             "--iters", "1", "--warmup", "0", "--train-height", "32", "--train-width", "64",
+                             "--train-batch", "2", "--loader-images", "4", "--peak-size", "128",
+                             "--data-root", str(tiny_world / "Cityscapes"), "--json", str(out)])
     saved = json.loads(out.read_text())
     assert saved["resolution"] == [32, 64] and saved["train_resolution"] == [32, 64] and saved["batch"] == 1
     for key in ("device", "torch", "train_batch", "peak_gflops", "models", "data"):

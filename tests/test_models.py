@@ -31,7 +31,7 @@ def make(name: str) -> nn.Module:
     if name == "deeplabv2":
         return DeepLabV2()
     if name == "deeplabv2_frozen_bn":
-        return DeepLabV2(freeze_bn=True, bn_mode="frozen")
+        return DeepLabV2(bn_mode="frozen")
     raise KeyError(name)
 
 
@@ -377,7 +377,7 @@ def test_deeplab_loads_the_shared_caffe_checkpoint(resnet101_files, capsys):
     for k, v in resnet101_files["tensors"].items():
         assert torch.equal(loaded[k], v), k
     assert model.input_norm == {k: CAFFE_NORM[k] for k in model.input_norm}
-    assert model.freeze_bn and model.spec["freeze_bn"]
+    assert model.bn_mode == model.spec["bn_mode"] == "reference"
     frozen = {id(p) for p in model.parameters() if not p.requires_grad}
     assert frozen and not any(id(p) in frozen for g in model.param_groups() for p in g["params"])
 
@@ -427,7 +427,7 @@ def test_pretrained_true_offline_is_a_clear_error(monkeypatch, tmp_path):
         BiSeNet(pretrained=True)
     message = str(err.value)
     assert str(tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in message
-    assert "PRETRAINED = False" in message and "download.pytorch.org" in message
+    assert "--PRETRAINED=none" in message and "download.pytorch.org" in message
 
 
 @pytest.fixture(scope="module")
@@ -489,9 +489,9 @@ def test_course_constructor_with_missing_file(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CheckpointError, match="DeepLab_resnet_pretrained_imagenet.pth") as err:
         get_deeplab_v2()
-    assert "PRETRAINED = False" in str(err.value)
+    assert "--PRETRAINED=none" in str(err.value)
     model = get_deeplab_v2(num_classes=16, pretrain=False)
-    assert model.num_classes == 16 and not model.freeze_bn
+    assert model.num_classes == 16 and model.bn_mode == "train"
 
 
 # ----------------------------------------------------------------------------- DeepLabV2 BatchNorm modes
@@ -522,7 +522,7 @@ def bn_by_hand(bn: nn.BatchNorm2d, x: torch.Tensor, mean: torch.Tensor, var: tor
 def test_deeplab_pretrained_batchnorm_modes(bn_mode, resnet101_files):
     kwargs = {} if bn_mode == "reference" else {"bn_mode": bn_mode}  # "reference" is the default
     model = DeepLabV2(pretrained=resnet101_files["caffe"], **kwargs).train()
-    assert model.bn_mode == bn_mode and model.spec["bn_mode"] == bn_mode and model.freeze_bn
+    assert model.bn_mode == bn_mode and model.spec["bn_mode"] == bn_mode
     bns = backbone_bns(model)
     assert len(bns) == 104 and model.classifier.training
     assert not any(p.requires_grad for bn in bns for p in bn.parameters())
@@ -545,15 +545,14 @@ def test_deeplab_pretrained_batchnorm_modes(bn_mode, resnet101_files):
     frozen = {id(p) for bn in bns for p in bn.parameters()}
     assert not any(id(p) in frozen for g in model.param_groups() for p in g["params"])
     rebuilt = build_model(model.spec).train()
-    assert (rebuilt.bn_mode, rebuilt.freeze_bn) == (bn_mode, True)
+    assert rebuilt.bn_mode == bn_mode
     assert [bn.training for bn in backbone_bns(rebuilt)] == [bn.training for bn in bns]
 
 
-@pytest.mark.parametrize("bn_mode", ["reference", "frozen"])
-def test_deeplab_from_scratch_batchnorm_trains_fully_whatever_the_mode(bn_mode):
+def test_deeplab_from_scratch_batchnorm_trains_fully():
     torch.manual_seed(0)
-    model = DeepLabV2(bn_mode=bn_mode).train()
-    assert not model.freeze_bn
+    model = DeepLabV2().train()
+    assert model.bn_mode == "train"
     bns = backbone_bns(model)
     assert all(bn.training and bn.weight.requires_grad and bn.bias.requires_grad for bn in bns)
     before = bns[-1].running_mean.clone()
@@ -562,14 +561,35 @@ def test_deeplab_from_scratch_batchnorm_trains_fully_whatever_the_mode(bn_mode):
     assert all(bn.weight.grad is not None for bn in bns)
 
 
-def test_deeplab_specs_without_bn_mode_still_build():
+def test_deeplab_one_batchnorm_setting_carries_the_statistics_freeze():
+    """freeze_bn_statistics (BN_STATS) moves between the modes that differ in statistics alone; the affine
+    setting stays."""
+    model = DeepLabV2(bn_mode="reference")
+    assert model.freeze_bn_statistics(True).bn_mode == "frozen" and not model.backbone.bn1.weight.requires_grad
+    assert model.freeze_bn_statistics(False).bn_mode == "reference"
+    scratch = DeepLabV2().freeze_bn_statistics(True).train()
+    assert scratch.bn_mode == "statistics_frozen" and scratch.spec["bn_mode"] == "statistics_frozen"
+    assert all(not bn.training and bn.weight.requires_grad for bn in backbone_bns(scratch))
+
+
+def test_deeplab_checkpoints_written_before_the_one_setting_still_load(tmp_path):
+    """Specs of freeze_bn and bn_mode (and, older, of freeze_bn alone) build the mode they trained with, and
+    such a checkpoint loads into the model its spec names."""
     base = {"arch": "deeplabv2", "num_classes": 19}
-    old_frozen = build_model(dict(base, freeze_bn=True)).train()  # written before bn_mode existed
-    assert old_frozen.bn_mode == "frozen" and old_frozen.freeze_bn
+    for old, mode in (({"freeze_bn": True}, "frozen"), ({"freeze_bn": True, "bn_mode": "frozen"}, "frozen"),
+                      ({"freeze_bn": True, "bn_mode": "reference"}, "reference"),
+                      ({"freeze_bn": False, "bn_mode": "reference"}, "train"), ({"freeze_bn": False}, "train")):
+        assert build_model(dict(base, **old)).bn_mode == mode, old
+    old_frozen = build_model(dict(base, freeze_bn=True)).train()
     assert not any(bn.training or bn.weight.requires_grad for bn in backbone_bns(old_frozen))
-    old_scratch = build_model(dict(base, freeze_bn=False)).train()
-    assert not old_scratch.freeze_bn
-    assert all(bn.training and bn.weight.requires_grad for bn in backbone_bns(old_scratch))
+    torch.manual_seed(0)
+    trained = DeepLabV2(bn_mode="frozen")
+    path = tmp_path / "old.pt"
+    torch.save({"model": trained.state_dict(), "model_spec": dict(base, freeze_bn=True, bn_mode="frozen",
+                                                                  input_norm=trained.input_norm)}, path)
+    loaded = DeepLabV2(bn_mode="frozen")
+    loaded.load_weights(path)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), trained.state_dict().values()))
     with pytest.raises(CheckpointError, match="bn_mode 'batch'"):
         build_model(dict(base, freeze_bn=True, bn_mode="batch"))
     with pytest.raises(ConfigError, match="reference, frozen"):

@@ -8,7 +8,7 @@ What passing proves:
   lookup ``predict.py --format labelIds`` writes with equal the official ones for every id.
 - Scoring: the files ``predict.py --format labelIds`` writes, found by the official file matcher and scored by
   the official ``evalPixelLevelSemanticLabeling``, give the same mIoU and the same IoU for every class (NaN for
-  the same classes) as the project's own evaluation (``utils.engine.evaluate`` on ``Cityscapes(...,
+  the same classes) as the project's own evaluation (``utils.engine.confusion_matrix`` on ``Cityscapes(...,
   full_labels=True)``) of the same checkpoint at the same input size, on the real sample and on the synthetic
   world's val split. An input prepared otherwise than evaluation prepares it, a prediction at another
   resolution, or an IoU or mean defined otherwise (say classes absent from both counted as 0) breaks equality.
@@ -32,7 +32,7 @@ from models import BiSeNet
 from utils.checkpoint import atomic_save
 from utils.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, PALETTE, TABLE
 from utils.data import make_loader
-from utils.engine import Env, evaluate
+from utils.engine import Env, confusion_matrix
 from utils.fast import CHANNELS_LAST, inference_model
 
 official = pytest.importorskip(
@@ -131,7 +131,7 @@ def test_official_evaluation_equals_project_evaluation(case, checkpoint: Path, t
     # The model exactly as predict.py runs it (BatchNorm folded, channels_last): the comparison is about
     # inputs and scoring, not about float rounding between two forms of one network.
     model = inference_model(predict.load_model(checkpoint, CPU), CPU, channels_last=CHANNELS_LAST["cpu"])
-    ours = evaluate(model, loader, Env(CPU, None, False), progress=False).compute()
+    ours = confusion_matrix(model, loader, Env(CPU, None, False), progress=False).compute()
 
     theirs = official_train_class_ious(result)
     assert [math.isnan(v) for v in theirs.values()] == [math.isnan(v) for v in ours["per_class_iou"].values()]

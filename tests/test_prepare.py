@@ -196,8 +196,9 @@ def test_read_only_root_is_never_written(world, tmp_path, capsys):
     for p in paths:
         p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     try:
-        done = prepare.main(["--cityscapes", str(world / "Cityscapes"), "--cityscapes-size", *map(str, SIZE),
-                             "--gta5", str(world / "GTA5"), "--gta5-size", *map(str, SIZE),
+        # sizes as everywhere in the project (HxW, H,W), and as two words (H W) as before
+        done = prepare.main(["--cityscapes", str(world / "Cityscapes"), "--cityscapes-size", "{}x{}".format(*SIZE),
+                             "--gta5", str(world / "GTA5"), "--gta5-size", "{},{}".format(*SIZE),
                              "--cache-dir", str(cache), "--workers", "0", "--no-progress"])
         assert tree_state(world) == before
         assert len(done) == 3 and all(Path(f).parent == cache for f in done.values())

@@ -54,7 +54,13 @@ def test_rows_bring_their_start_rows_and_unknown_rows_are_refused():
     assert study._resolve_rows("adv_ce_sgd") == ["augmented", "adv_ce_sgd"]
     assert study._resolve_rows("default") == list(study.ROW_SETS["default"])
     assert set(study._resolve_rows("all")) == {*study.ROW_SETS["default"], "adv_focal_sgd", "adv_ce_adam"}
-    assert study._resolve_rows("methods") == ["augmented", "source_only", "target_bn", "adv_ce_sgd", *study.METHODS]
+    assert study._resolve_rows("methods") == ["augmented", "source_only", "target_bn", "adv_ce_sgd", *study.METHODS,
+                                              "source_only_adabn", *(f"{m}_adabn" for m in study.METHODS)]
+    # a row's start chain is resolved to its root; ROWS=statistics trains no step-6 row
+    assert study._resolve_rows("source_only_adabn") == ["augmented", "source_only", "source_only_adabn"]
+    assert study._resolve_rows("adv_ce_sgd_frozen_adabn") == ["augmented", "adv_ce_sgd_frozen",
+                                                              "adv_ce_sgd_frozen_adabn"]
+    assert not {study.ROW_SPECS[r].script for r in study._resolve_rows("statistics")} & {study.STEP6}
     with pytest.raises(ConfigError, match="unknown row"):
         study._resolve_rows("adv_typo")
 
@@ -80,26 +86,32 @@ def test_step6_trains_with_step4_5s_recipe():
     assert study.script_constant(study.STEP6, "MODEL") == "bisenet"
 
 
+def _hand_made_runs(root: Path, mious: dict, seconds: dict | None = None) -> dict:
+    """results.json per row and seed 1, 2, 3 as a finished run writes it: a row with a start row trained 300
+    iterations, a root row 600; an evaluation row records its mIoU before AdaBN too."""
+    runs = {}
+    for row, values in mious.items():
+        runs[row] = {}
+        for seed, v in zip((1, 2, 3), values):
+            folder = root / row / str(seed)
+            folder.mkdir(parents=True)
+            record = {"miou": v, "iterations": 300 if study.ROW_SPECS[row].start else 600,
+                      "train_seconds": (seconds or {}).get(row, 50.0), "history": [], "device": "cpu"}
+            if study.ROW_SPECS[row].evaluates_only:
+                record.update(miou_before_adabn=v - 7, adabn_seconds=4.0)
+            (folder / "results.json").write_text(json.dumps(record))
+            runs[row][seed] = folder
+    return runs
+
+
 def test_methods_gains_pair_seeds_against_both_baselines(tmp_path):
     """STUDY.json's methods block from hand-made results: paired gains and the time per iteration ratio."""
-    import json
-
     from utils.stats import paired_gain
 
     mious = {"augmented": [19.0, 19.5, 20.0], "source_only": [20.0, 21.0, 22.0], "adv_ce_sgd": [23.0, 23.5, 25.0],
              "minent": [24.0, 24.0, 26.0]}  # start rows first, as the study runs them
     seconds = {"source_only": 30.0, "adv_ce_sgd": 120.0, "minent": 60.0, "augmented": 60.0}
-    runs = {}
-    for row, values in mious.items():
-        runs[row] = {}
-        for seed, v in zip((1, 2, 3), values):
-            folder = tmp_path / row / str(seed)
-            folder.mkdir(parents=True)
-            iters = 600 if row == "augmented" else 300
-            (folder / "results.json").write_text(json.dumps(
-                {"miou": v, "iterations": iters, "train_seconds": seconds[row], "history": [], "device": "cpu"}))
-            runs[row][seed] = folder
-    out = study.collect(runs, [1, 2, 3], tmp_path, [], minutes=1.0)
+    out = study.collect(_hand_made_runs(tmp_path, mious, seconds), [1, 2, 3], tmp_path, [], minutes=1.0)
     m = out["methods"]["minent"]
     assert m["vs_source_only"] == paired_gain(mious["minent"], mious["source_only"])
     assert m["vs_adv_ce_sgd"] == paired_gain(mious["minent"], mious["adv_ce_sgd"])
@@ -123,12 +135,57 @@ def test_d_acc_max_is_the_best_epoch_of_the_two_domains_mean():
 
 
 def test_bench_checks_say_no_where_a_gain_falls_short():
-    rows = {"adv_ce_sgd": {"d_acc_max": 55.0, "starts_from": "augmented"}}
+    rows = {"adv_ce_sgd": {"d_acc_max": 55.0, "starts_from": "augmented"},
+            "adv_ce_sgd_frozen": {"d_acc_max": 75.0, "starts_from": "augmented"}}
     gains = {"domain_gap": {"mean": 12.0, "ci95": [1.0, 23.0]}, "augmentation": {"mean": 2.5, "ci95": [-0.1, 5.1]},
-             "adversarial": {"mean": 0.4, "ci95": [0.1, 0.7]}}
+             "adversarial": {"mean": -0.1, "ci95": [-0.3, 0.1]},  # reported, no longer a check
+             "adversarial_frozen": {"mean": 0.4, "ci95": [0.1, 0.7]}}
     verdict = {c["check"]: c["ok"] for c in study._checks(rows, gains)}
-    assert verdict == {"domain_gap": True, "augmentation": False, "adversarial": True,
-                       "adv_ce_sgd d_acc_max": False}
+    assert verdict == {"domain_gap": True, "augmentation": False, "adversarial_frozen": True,
+                       "adv_ce_sgd d_acc_max": False, "adv_ce_sgd_frozen d_acc_max": True}
+
+
+def test_rows_with_their_own_arguments_get_their_own_run_folders(tmp_path):
+    """Evaluation rows: AdaBN on the start row's final weights, each row in a run folder of its own."""
+    weights = study.run_folder("source_only", 2, tmp_path) / "last.pt"
+    cmd = study.row_command("source_only_adabn", 2, tmp_path, [], weights)
+    assert cmd[:2] == [study.STEP45, "--study"] and "--EVAL_ONLY=true" in cmd and "--ADABN=true" in cmd
+    assert "--RUN_NAME=step4_5_adversarial-source_only_adabn" in cmd and f"--INIT_FROM={weights}" in cmd
+    assert "--VARIANTS=source_only" in cmd
+    folders = {study.run_folder(r, 2, tmp_path) for r in ("source_only", "source_only_adabn", "source_only_frozen",
+                                                            "adv_ce_sgd_adabn", "source_only_frozen_adabn")}
+    assert len(folders) == 5
+    assert study.ROW_SPECS["source_only_adabn"].evaluates_only and not study.ROW_SPECS["source_only"].evaluates_only
+
+
+def test_statistics_rows_gains_and_share_from_hand_made_results(tmp_path):
+    """STUDY.json's decomposition: each gain paired by seed, the statistics share per seed, evaluation rows
+    counted as 0 iterations and 0 training seconds of their own."""
+    mious = {"oracle": [30.0, 31.0, 29.0], "none": [17.0, 18.0, 16.0], "augmented": [19.0, 20.0, 18.5],
+             "source_only": [20.0, 21.0, 22.0], "none_adabn": [20.0, 21.5, 19.0],
+             "source_only_adabn": [27.0, 27.5, 28.0], "source_only_frozen": [20.0, 20.5, 21.0],
+             "adv_ce_sgd_frozen": [22.0, 23.0, 23.5]}
+    out = study.collect(_hand_made_runs(tmp_path, mious), [1, 2, 3], tmp_path, [], minutes=1.0)
+    rows, gains = out["rows"], out["gains"]
+    assert rows["source_only_adabn"]["own_iterations"] == 0 and rows["source_only_adabn"]["train_seconds"] == 0
+    assert rows["source_only_adabn"]["iterations"] == 900 and rows["source_only_adabn"]["adabn_seconds"] == 12.0
+    for name in ("adabn", "adversarial_frozen", "domain_gap", "augmentation"):
+        a, b, _ = study.GAINS[name]
+        expected = paired_gain(mious[a], mious[b])
+        assert {k: gains[name][k] for k in expected} == expected
+    assert "adversarial_beyond_statistics" not in gains  # adv_ce_sgd_adabn did not run
+    share = out["statistics_share"]
+    assert share["per_seed"] == pytest.approx([3 / 13, 3.5 / 13, 3 / 13])
+    assert share["mean"] == pytest.approx(sum(share["per_seed"]) / 3) and share["ci95"][0] < share["mean"]
+    assert gains["adabn"]["seeds_needed"] == 2  # +7, +6.5, +6: unmistakable with two seeds
+
+
+def test_seeds_needed_for_an_interval_to_exclude_zero():
+    from utils.stats import seeds_to_exclude_zero
+
+    # t(0.975, n - 1) * 2 / sqrt(n) < 1.5 first holds at n = 10 (2.262 * 2 / 3.162 = 1.43; n = 9: 1.54)
+    assert seeds_to_exclude_zero(1.5, 2.0) == 10
+    assert seeds_to_exclude_zero(0.0, 1.0) is None and seeds_to_exclude_zero(1.0, None) is None
 
 
 def _tiny_args(world: Path) -> str:
@@ -144,7 +201,7 @@ def _study_cmd(out: Path, world: Path, rows: str) -> list[str]:
 def test_a_killed_tiny_study_goes_on_and_writes_its_report(tmp_path, tiny_world):
     """2 seeds, 2 rows, 2 iterations: killed after its first run, the same command reuses that run and finishes."""
     out = tmp_path / "study"
-    cmd = _study_cmd(out, tiny_world, "none,augmented")
+    cmd = _study_cmd(out, tiny_world, "none,augmented,none_adabn")
     first = study.run_folder("none", 3, out) / "results.json"
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -162,7 +219,7 @@ def test_a_killed_tiny_study_goes_on_and_writes_its_report(tmp_path, tiny_world)
 
     s = json.loads((out / "STUDY.json").read_text())
     assert s["seeds"] == [3, 4]
-    assert list(s["rows"]) == ["none", "augmented"]
+    assert list(s["rows"]) == ["none", "augmented", "none_adabn"]
     for name, row in s["rows"].items():
         assert len(row["miou"]) == 2 and all(0 <= v <= 100 for v in row["miou"])
         assert row["mean"] == pytest.approx(sum(row["miou"]) / 2)
@@ -172,6 +229,9 @@ def test_a_killed_tiny_study_goes_on_and_writes_its_report(tmp_path, tiny_world)
                     for seed in (3, 4)]
         assert row["miou"] == per_seed
     assert s["rows"]["none"]["iterations"] == 2 and "d_acc_max" not in s["rows"]["none"]
+    adapted = s["rows"]["none_adabn"]  # AdaBN on none's final weights: evaluated, not trained
+    assert adapted["own_iterations"] == 0 and adapted["iterations"] == 2 and adapted["train_seconds"] == 0
+    assert adapted["miou_before_adabn"] == s["rows"]["none"]["miou"]
     aug = s["gains"]["augmentation"]
     expected = paired_gain(s["rows"]["augmented"]["miou"], s["rows"]["none"]["miou"])
     assert aug["mean"] == pytest.approx(expected["mean"]) and aug["ci95"] == pytest.approx(expected["ci95"])
@@ -192,3 +252,14 @@ def test_a_failing_row_names_its_log(tmp_path, tiny_world):
                           text=True, timeout=300)
     assert done.returncode == 1
     assert "row none, seed 3 failed" in done.stderr and ".log" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent.name for p in (ROOT / "docs" / "study").glob("*/STUDY.json")))
+def test_the_docs_study_tables_equal_the_json_beside_them(folder):
+    """Every study copy in docs/ is its STUDY.json rendered (python study.py --RENDER=docs/study/<folder>), with
+    its own pictures: a figure typed by hand, or a picture of another study, fails here."""
+    folder = ROOT / "docs" / "study" / folder
+    pictures = [p for p in ("study.png", "discriminator.png") if (folder / p).is_file()]
+    assert "study.png" in pictures
+    assert (folder / "STUDY.md").read_text() == study.markdown(json.loads((folder / "STUDY.json").read_text()),
+                                                                pictures)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from models import FCDiscriminator
+from utils.adaptation import Level
 from utils.advent import advent_iteration, entropy_loss, entropy_map, self_information
 from utils.engine import Env, make_optimizer
 from utils.fda import amplitude_swap, fda_source_to_target, robust_entropy, window_size
@@ -62,7 +63,7 @@ def test_minent_step_is_source_loss_plus_weighted_entropy():
     model, _, src, tgt, opts = _advent_parts(False)
     ref = TinySeg()
     ref.load_state_dict(model.state_dict())
-    logs = advent_iteration(model, None, opts, SegLosses(build_seg_loss("ce")), src, tgt, CPU, 0.001, 0.5)
+    logs = advent_iteration(model, opts[0], SegLosses(build_seg_loss("ce")), src, tgt, CPU, lambda_ent=0.5)
     assert {"loss_seg", "loss_ent"} <= set(logs) and "loss_adv" not in logs
 
     ref.train()
@@ -82,7 +83,8 @@ def test_advent_discriminator_judges_self_information_maps(monkeypatch):
                         or real_forward(self, x))
     model_before = TinySeg()
     model_before.load_state_dict(model.state_dict())
-    logs = advent_iteration(model, disc, opts, SegLosses(build_seg_loss("ce")), src, tgt, CPU, 0.001, 0.0)
+    logs = advent_iteration(model, opts[0], SegLosses(build_seg_loss("ce")), src, tgt, CPU, lambda_ent=0.0,
+                            level=Level("main", 0, disc, opts[1], 0.001))
     assert {"loss_adv", "loss_d", "d_acc_source", "d_acc_target"} <= set(logs) and "loss_ent" not in logs
     model_before.train()
     with torch.no_grad():
@@ -148,7 +150,8 @@ def test_step6_every_variant_trains_and_a_stopped_run_resumes(tiny_world, tmp_pa
     assert "loss_adv" in history["advent"] and "loss_ent" not in history["advent"]
     assert {"loss_adv", "loss_ent", "d_acc_source"} <= set(history["advent_minent"])
     assert "loss_ent" in history["fda"] and "loss_adv" not in history["fda"]
-    assert {"loss_adv_low", "loss_d_low"} <= set(history["adv_multilevel"]) and "loss_adv_low" not in history["adv_single"]
+    assert {"loss_adv_low", "loss_d_low"} <= set(history["adv_multilevel"])
+    assert "loss_adv_low" not in history["adv_single"]
     assert {"loss_mix", "pseudo_weight"} <= set(history["dacs"])
 
     stopped = tiny_args(tiny_world, tmp_path / "stopped", "--VARIANTS=adv_multilevel,advent_minent,dacs", *args)
@@ -201,7 +204,7 @@ def test_multilevel_weights_reach_their_outputs():
 
     import torch.nn.functional as F
 
-    from utils.adaptation import adversarial_iteration
+    from utils.adaptation import Level, adversarial_iteration
 
     torch.manual_seed(0)
     model, d_main, d_low = TwoLevelSeg(), FCDiscriminator(19, ndf=8), FCDiscriminator(19, ndf=8)
@@ -212,8 +215,8 @@ def test_multilevel_weights_reach_their_outputs():
     tgt = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=g)
     opt = make_optimizer("sgd", model.param_groups(), 0.1, momentum=0.0, weight_decay=0.0)
     d_opts = [torch.optim.Adam(d.parameters(), lr=1e-4) for d in (d_main, d_low)]
-    logs = adversarial_iteration(model, d_main, (opt, d_opts[0]), SegLosses(build_seg_loss("ce"), aux_weight=0.1),
-                                 src, tgt, CPU, 0.001, low_level=(d_low, d_opts[1], 0.0002))
+    levels = [Level("main", 0, d_main, d_opts[0], 0.001), Level("low", 1, d_low, d_opts[1], 0.0002)]
+    logs = adversarial_iteration(model, opt, SegLosses(build_seg_loss("ce"), aux_weight=0.1), src, tgt, CPU, levels)
     assert {"loss_adv", "loss_adv_low", "loss_d", "loss_d_low", "d_acc_source_low", "loss_aux16"} <= set(logs)
 
     ref.train()
@@ -270,7 +273,7 @@ def test_ema_teacher_update_by_hand():
         teacher.weight.fill_(3.0)
     assert ema_update(teacher, student, 0.99, 10_000) == 0.99
     torch.testing.assert_close(teacher.weight, torch.full((1, 2), 0.99 * 3 + 0.01 * 1))
-    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    assert not any(p.requires_grad for p in teacher.parameters()) and teacher.training  # DACS's mode
 
 
 def test_classmix_pastes_source_classes_over_pseudo_labels():

@@ -1,31 +1,28 @@
 """Output-space adversarial domain adaptation (Tsai et al., "Learning to Adapt Structured Output Space for
-Semantic Segmentation", CVPR 2018 - AdaptSegNet, single level): one training iteration.
+Semantic Segmentation", CVPR 2018 - AdaptSegNet): one training iteration, single- or multi-level.
 
-The whole method is :func:`adversarial_iteration`; ``step4_5_adversarial.py`` builds the discriminator
-(``models.FCDiscriminator``), its Adam optimizer and poly schedule, and hands this iteration to the loop.
+The whole method is :func:`adversarial_iteration`, in the paper's order: the segmentation loss on a labelled
+source batch; the adversarial loss, the target's outputs through frozen discriminators asked to call them
+"source"; then each discriminator's update. A step script builds each aligned output's :class:`Level` (its
+``models.FCDiscriminator``, Adam optimizer with its poly schedule, and weight) and hands the iteration to the loop.
+ADVENT (``utils/advent.py``) reuses the two discriminator pieces, :func:`fooling_loss` and
+:func:`discriminator_backward`, on other maps.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from utils import distributed
-from utils.engine import Env, check_finite
+from utils.engine import Env, backward_segmentation, check_finite, network_outputs
 
 SOURCE_LABEL, TARGET_LABEL = 0.0, 1.0  # the discriminator's targets, as AdaptSegNet labels the domains
-
-
-def _bce(logits: torch.Tensor, label: float) -> torch.Tensor:
-    logits = logits.float()
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
-
-
-def _outputs(outputs) -> tuple:
-    """A network's outputs as a tuple, main first (eval-mode networks return the main output alone)."""
-    return tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
+OutputMap = Callable[[torch.Tensor], torch.Tensor]  # logits -> the map a discriminator judges
 
 
 def softmax_map(logits: torch.Tensor) -> torch.Tensor:
@@ -33,90 +30,108 @@ def softmax_map(logits: torch.Tensor) -> torch.Tensor:
     return F.softmax(logits.float(), dim=1)
 
 
-# A loss on the target's main output: (name, weight, function of the logits). Named for the log, weighted here.
-TargetTerm = tuple[str, float, Callable[[torch.Tensor], torch.Tensor]]
+def domain_loss(logits: torch.Tensor, label: float) -> torch.Tensor:
+    """Binary cross-entropy of a discriminator's logits against one domain label (0 source, 1 target)."""
+    logits = logits.float()
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
 
 
-def adversarial_iteration(model: nn.Module, discriminator: nn.Module | None, optimizers, seg_loss: Callable, batch,
-                          target_images: torch.Tensor, env: Env, lambda_adv: float, *,
-                          d_input: Callable[[torch.Tensor], torch.Tensor] = softmax_map,
-                          target_terms: Sequence[TargetTerm] = (),
-                          low_level: tuple[nn.Module, torch.optim.Optimizer, float] | None = None) -> dict[str, float]:
-    """One output-space adversarial iteration.
+@dataclass
+class Level:
+    """One output the network aligns: its place among the network's training outputs (0 main, 1 the lower
+    one), its discriminator and that discriminator's optimizer, and the weight of its adversarial loss.
+    ``name`` labels its logs: "main" logs ``loss_adv``, any other ``loss_adv_<name>``."""
 
-    (a) segmentation loss on the labelled source batch; (b) on an unlabelled target batch, the frozen
-    discriminator is asked to call the target's map "source", weighted by ``lambda_adv``, plus any
-    ``target_terms``; (c) the discriminator learns source (0) vs target (1) on detached maps. Target labels are
-    never read. AdaptSegNet's multi-level form adds a second discriminator on the lower output (``low_level``).
-    Other methods reuse it: ADVENT judges another map (``d_input``) and adds an entropy term, and a method
-    without a discriminator (``discriminator=None``) keeps (a) and the target terms of (b).
+    name: str
+    output: int
+    discriminator: nn.Module
+    optimizer: torch.optim.Optimizer
+    lambda_adv: float
+
+    @property
+    def suffix(self) -> str:
+        return "" if self.name == "main" else f"_{self.name}"
+
+
+@contextlib.contextmanager
+def frozen(discriminators: Sequence[nn.Module]) -> Iterator[None]:
+    """Discriminators that pass gradients to their input but take none themselves."""
+    for d in discriminators:
+        distributed.unwrap(d).requires_grad_(False)
+    try:
+        yield
+    finally:
+        for d in discriminators:
+            distributed.unwrap(d).requires_grad_(True)
+
+
+def fooling_loss(discriminator: nn.Module, target_map: torch.Tensor) -> torch.Tensor:
+    """The adversarial loss: a (frozen) discriminator asked to call a target map "source". It is called outside
+    its DDP wrapper: it computes no gradient of its own to synchronise."""
+    return domain_loss(distributed.unwrap(discriminator)(target_map), SOURCE_LABEL)
+
+
+def discriminator_backward(discriminator: nn.Module, to_map: OutputMap, source_logits: torch.Tensor,
+                           target_logits: torch.Tensor, env: Env, suffix: str = "") -> dict[str, float]:
+    """A discriminator's loss, source maps labelled 0 and target maps 1 (both detached from the network),
+    backpropagated into the discriminator alone. Returns ``loss_d`` and the accuracy on each domain in percent
+    (``d_acc_source``, ``d_acc_target``: near 50 means it cannot tell the domains apart), names ending in
+    ``suffix``."""
+    with env.autocast():
+        d_source = discriminator(to_map(source_logits.detach())).float()
+        d_target = discriminator(to_map(target_logits.detach())).float()
+        loss = domain_loss(d_source, SOURCE_LABEL) / 2 + domain_loss(d_target, TARGET_LABEL) / 2
+    logs = check_finite({"loss_d" + suffix: loss})
+    env.backward(loss)
+    with torch.no_grad():
+        logs["d_acc_source" + suffix] = float((d_source < 0).float().mean()) * 100
+        logs["d_acc_target" + suffix] = float((d_target > 0).float().mean()) * 100
+    return logs
+
+
+def adversarial_iteration(model: nn.Module, optimizer: torch.optim.Optimizer, seg_loss: Callable, batch,
+                          target_images: torch.Tensor, env: Env, levels: Sequence[Level]) -> dict[str, float]:
+    """One AdaptSegNet iteration; target labels are never read.
 
     Args:
         model: the segmentation network (DDP-wrapped under torchrun); train mode returns (main, lower, ...).
-        discriminator: the output-space discriminator of the main output (DDP-wrapped under torchrun), or None.
-        optimizers: ``(segmentation optimizer, discriminator optimizer or None)``, rates set for this iteration.
+        optimizer: its optimizer, learning rate set for this iteration.
         seg_loss: ``(outputs, labels) -> {name: loss}`` on the source batch.
         batch: the source ``(uint8 images, int64 labels)``.
         target_images: a uint8 batch of the target domain.
         env: device, autocast, gradient scaler.
-        lambda_adv: weight of the adversarial loss.
-        d_input: the map the discriminator judges, from the main output's logits (default: the softmax).
-        target_terms: more losses on the target's main output, ``(name, weight, loss of the logits)``.
-        low_level: ``(discriminator, its optimizer, lambda_adv)`` for the lower output, the model's second;
-            its logs end in ``_low``.
+        levels: the aligned outputs: single-level, the main one; multi-level, the main and the lower one.
 
     Returns:
-        the losses (target terms unweighted), and, with a discriminator, its accuracy on each domain in percent
-        (``d_acc_source``, ``d_acc_target``): near 50 means it cannot tell the domains apart.
+        the losses, and each discriminator's loss and accuracies (:func:`discriminator_backward`).
     """
-    optimizer, d_optimizer = optimizers
-    # (suffix, output index, discriminator, its optimizer, lambda_adv) per judged output
-    levels = [("", 0, discriminator, d_optimizer, lambda_adv)] if discriminator is not None else []
-    if low_level is not None:
-        levels.append(("_low", 1, *low_level))
     images, labels = env.images(batch[0]), env.labels(batch[1])
-    target_images = env.images(target_images)
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    frozen = {}
-    for suffix, _, disc, d_opt, _ in levels:
-        disc.train()
-        d_opt.zero_grad(set_to_none=True)
-        # (a) and (b): the frozen discriminator is called outside its DDP wrapper (no gradient of its own to sync).
-        frozen[suffix] = distributed.unwrap(disc)
-        frozen[suffix].requires_grad_(False)
-    with env.autocast():
-        src_out = _outputs(model(images))
-        seg = seg_loss(src_out, labels)
-    seg_values = check_finite(seg)
-    env.backward(sum(seg.values()))
-    with env.autocast():
-        tgt_out = _outputs(model(target_images))
-        target = {name: fn(tgt_out[0]) for name, _, fn in target_terms}
-        for suffix, index, _, _, _ in levels:
-            target["loss_adv" + suffix] = _bce(frozen[suffix](d_input(tgt_out[index])), SOURCE_LABEL)
-    weights = {name: w for name, w, _ in target_terms} | {"loss_adv" + lv[0]: lv[4] for lv in levels}
-    if target:
-        env.backward(sum(weights[k] * v for k, v in target.items()))
-    logs = {"loss": sum(seg_values.values()), **seg_values, **check_finite(target)}
-    if not levels:
-        env.optimizer_step(optimizer)
-        return logs
+    for level in levels:
+        level.discriminator.train()
+        level.optimizer.zero_grad(set_to_none=True)
 
-    # (c)
-    judged = {}
-    for suffix, index, disc, _, _ in levels:
-        frozen[suffix].requires_grad_(True)
+    # 1. segmentation loss on the labelled source batch
+    source_out, logs = backward_segmentation(model, seg_loss, images, labels, env)
+
+    # 2. adversarial loss: the target's outputs through the frozen discriminators, labelled "source"
+    with frozen([level.discriminator for level in levels]):
         with env.autocast():
-            d_src = disc(d_input(src_out[index].detach())).float()
-            d_tgt = disc(d_input(tgt_out[index].detach())).float()
-            loss_d = _bce(d_src, SOURCE_LABEL) / 2 + _bce(d_tgt, TARGET_LABEL) / 2
-        logs.update(check_finite({"loss_d" + suffix: loss_d}))
-        env.backward(loss_d)
-        judged[suffix] = d_src, d_tgt
-    env.optimizer_step(optimizer, *(lv[3] for lv in levels))
-    with torch.no_grad():
-        for suffix, (d_src, d_tgt) in judged.items():
-            logs["d_acc_source" + suffix] = float((d_src < 0).float().mean()) * 100
-            logs["d_acc_target" + suffix] = float((d_tgt > 0).float().mean()) * 100
+            target_out = network_outputs(model(env.images(target_images)))
+            fooling = [(level, fooling_loss(level.discriminator, softmax_map(target_out[level.output])))
+                       for level in levels]
+        env.backward(sum(level.lambda_adv * loss for level, loss in fooling))
+    logs.update(check_finite({"loss_adv" + level.suffix: loss for level, loss in fooling}))
+
+    # 3. each discriminator learns source from target on the detached outputs
+    judged = [discriminator_backward(level.discriminator, softmax_map, source_out[level.output],
+                                     target_out[level.output], env, level.suffix) for level in levels]
+    env.optimizer_step(optimizer, *(level.optimizer for level in levels))
+    logs.update({k: v for d in judged for k, v in d.items() if k.startswith("loss_d")})
+    logs.update({k: v for d in judged for k, v in d.items() if k.startswith("d_acc")})
     return logs
+
+
+__all__ = ["Level", "SOURCE_LABEL", "TARGET_LABEL", "adversarial_iteration", "discriminator_backward",
+           "domain_loss", "fooling_loss", "frozen", "softmax_map"]

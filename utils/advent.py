@@ -2,8 +2,7 @@
 CVPR 2019): MinEnt, AdvEnt and both together, one training iteration.
 
 MinEnt lowers the target's normalised entropy directly; AdvEnt trains AdaptSegNet's discriminator on weighted
-self-information maps instead of probabilities, so that target maps come to look like source ones. Both share
-:func:`utils.adaptation.adversarial_iteration`: this module supplies the maps and the entropy term.
+self-information maps instead of probabilities, so that target maps come to look like source ones.
 """
 from __future__ import annotations
 
@@ -11,18 +10,16 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from utils.adaptation import adversarial_iteration
-from utils.engine import Env
+from utils.adaptation import Level, discriminator_backward, fooling_loss, frozen
+from utils.engine import Env, backward_segmentation, check_finite, network_outputs
+from utils.losses import class_entropy
 
 
 def self_information(logits: torch.Tensor) -> torch.Tensor:
     """The weighted self-information map ``-p log p / log C`` per class, (N, C, H, W): what AdvEnt's
     discriminator judges. Summed over classes it is the normalised entropy (0 certain, 1 uniform)."""
-    logits = logits.float()
-    p, log_p = F.softmax(logits, dim=1), F.log_softmax(logits, dim=1)
-    return -(p * log_p) / math.log(logits.shape[1])
+    return class_entropy(logits) / math.log(logits.shape[1])
 
 
 def entropy_map(logits: torch.Tensor) -> torch.Tensor:
@@ -35,21 +32,46 @@ def entropy_loss(logits: torch.Tensor) -> torch.Tensor:
     return entropy_map(logits).mean()
 
 
-def advent_iteration(model: nn.Module, discriminator: nn.Module | None, optimizers, seg_loss, batch,
-                     target_images: torch.Tensor, env: Env, lambda_adv: float, lambda_ent: float) -> dict[str, float]:
-    """One ADVENT iteration: source segmentation, then on the target MinEnt (``lambda_ent``) and/or AdvEnt.
+def advent_iteration(model: nn.Module, optimizer: torch.optim.Optimizer, seg_loss, batch,
+                     target_images: torch.Tensor, env: Env, *, lambda_ent: float,
+                     level: Level | None = None) -> dict[str, float]:
+    """One ADVENT iteration: the source segmentation loss; on the target's main output, MinEnt's entropy
+    (``lambda_ent`` > 0) and/or AdvEnt's adversarial loss on its self-information map (with a discriminator);
+    then, for AdvEnt, the discriminator's update on source and target self-information maps.
 
     Args:
         model: the segmentation network.
-        discriminator: AdvEnt's discriminator on self-information maps; None for MinEnt alone.
-        optimizers: ``(segmentation optimizer, discriminator optimizer or None)``.
+        optimizer: its optimizer, learning rate set for this iteration.
         seg_loss: ``(outputs, labels) -> {name: loss}`` on the source batch.
         batch: the source ``(uint8 images, int64 labels)``.
         target_images: a uint8 batch of the target domain (its labels are never read).
         env: device, autocast, gradient scaler.
-        lambda_adv: weight of AdvEnt's adversarial loss (ignored without a discriminator).
         lambda_ent: weight of MinEnt's entropy loss (0: AdvEnt alone).
+        level: AdvEnt's discriminator on the main output, its optimizer and ``lambda_adv``; None for MinEnt alone.
     """
-    terms = [("loss_ent", lambda_ent, entropy_loss)] if lambda_ent > 0 else []
-    return adversarial_iteration(model, discriminator, optimizers, seg_loss, batch, target_images, env, lambda_adv,
-                                 d_input=self_information, target_terms=terms)
+    images, labels = env.images(batch[0]), env.labels(batch[1])
+    discriminators = [level.discriminator] if level is not None else []
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    if level is not None:
+        level.discriminator.train()
+        level.optimizer.zero_grad(set_to_none=True)
+    source_out, logs = backward_segmentation(model, seg_loss, images, labels, env)
+
+    with frozen(discriminators):
+        with env.autocast():
+            target_main = network_outputs(model(env.images(target_images)))[0]
+            weighted = []  # (name, weight, loss)
+            if lambda_ent > 0:  # MinEnt
+                weighted.append(("loss_ent", lambda_ent, entropy_loss(target_main)))
+            if level is not None:  # AdvEnt
+                fooling = fooling_loss(level.discriminator, self_information(target_main))
+                weighted.append(("loss_adv", level.lambda_adv, fooling))
+        if weighted:
+            env.backward(sum(weight * loss for _, weight, loss in weighted))
+    logs.update(check_finite({name: loss for name, _, loss in weighted}))
+
+    if level is not None:
+        logs.update(discriminator_backward(level.discriminator, self_information, source_out[0], target_main, env))
+    env.optimizer_step(optimizer, *([level.optimizer] if level is not None else []))
+    return logs

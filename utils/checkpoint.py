@@ -10,8 +10,8 @@ import io
 import os
 import pickle
 import random
+import re
 import shutil
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -118,24 +118,78 @@ def previous_path(path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint safely; every failure is a CheckpointError naming the file and the fix."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}. Check the path (INIT_FROM / --checkpoint).")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"{path} contains objects that a safe load refuses (weights_only=True): it was not written by "
-            f"this project and could execute code when loaded. Refusing it. Detail: {str(e).splitlines()[0]}"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated or corrupt: {str(e).splitlines()[0]}). "
-            "Use another checkpoint, or delete it to start again."
-        ) from None
+    obj = safe_load(path, map_location, fix="Use another checkpoint, or delete it to start again.")
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} does not hold a checkpoint dictionary (found {type(obj).__name__}).")
     return obj
+
+
+def safe_load(path: str | Path, map_location: str | torch.device = "cpu", what: str = "checkpoint",
+              fix: str = "") -> Any:
+    """``torch.load(path, weights_only=True)``; any file it cannot read is a CheckpointError naming the file.
+
+    Only a file whose unpickling the safe loader stopped at an object it does not allow (a global such as
+    ``os.system``) is called one that could execute code; an empty, truncated, text or JSON file, or a folder,
+    is named for what it is.
+
+    Args:
+        path: the file.
+        map_location: where tensors are loaded.
+        what: what the file should be, for the messages ("checkpoint", "weights file").
+        fix: what to do about an unreadable file, appended to the message.
+    """
+    path = Path(path)
+    fix = f" {fix}" if fix else ""
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a {what} file.{fix}")
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}. Check the path (INIT_FROM / --checkpoint).")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # a damaged file fails in many ways (RuntimeError, EOFError, KeyError, ...)
+        refused = _REFUSED_GLOBAL.search(str(e)) if isinstance(e, pickle.UnpicklingError) else None
+        if refused:
+            raise CheckpointError(
+                f"{path} contains an object that a safe load refuses ({refused.group(1)}; weights_only=True): it "
+                f"was not written by this project and could execute code when loaded. Refusing it.{fix}") from None
+        detail = _first_line(e)
+        detail = f" ({type(e).__name__}: {detail})" if detail else ""
+        raise CheckpointError(f"{path} {_what_file(path)}: it cannot be read as a {what}{detail}.{fix}") from None
+
+
+# How torch's safe unpickler names the global it refused ("Unsupported global: GLOBAL os.system" and variants).
+_REFUSED_GLOBAL = re.compile(r"unsupported global:?\s+(?:GLOBAL\s+)?([\w.]+)", re.IGNORECASE)
+# torch.save writes a zip archive; torch before 1.6 wrote a bare pickle (protocol 2 and up start with 0x80).
+_CHECKPOINT_HEADS = (b"PK\x03\x04", b"\x80")
+
+
+def _first_line(error: BaseException) -> str:
+    """The informative part of a loader's error: its first sentence, or what the safe unpickler stopped at."""
+    text = str(error)
+    if "WeightsUnpickler error:" in text:  # after a paragraph about weights_only that says nothing of this file
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0].split(". ")[0] if lines else ""
+
+
+def _what_file(path: Path) -> str:
+    """What a file that torch cannot load looks like: empty, a damaged checkpoint, text, JSON, other bytes."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    if size == 0:
+        return "is empty (0 bytes: a write that never finished, or a failed copy)"
+    if any(head.startswith(h) or h.startswith(head) for h in _CHECKPOINT_HEADS):  # a few bytes of one too
+        return f"is truncated or corrupt ({_format_bytes(size)})"
+    try:
+        text = head.decode("utf-8").lstrip()
+    except UnicodeDecodeError:
+        return f"is not a checkpoint (its {_format_bytes(size)} are neither a zip archive nor a pickle)"
+    kind = "a JSON" if text.startswith(("{", "[")) else "a text"
+    return f"is {kind} file, not a checkpoint"
 
 
 def load_resumable(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[dict, Path]:

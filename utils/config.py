@@ -24,12 +24,18 @@ Command line: ``--KEY=value`` or ``--KEY value`` (key case-insensitive, ``-`` ma
 ending in ``:N`` (e.g. ``"cuda:N"``) accepts that prefix alone or followed by ``:`` and an integer
 (``cuda``, ``cuda:1``). For any other
 default the listed strings are accepted as alternatives to a value of the default's type (``EVAL_SIZE``
-may be ``native``).
+may be ``native``). A choice ``"<file>"`` (``FILE_CHOICE``) takes any other value as a file's path, and
+``COMMON_ALIASES`` gives other spellings of a value that mean it (``PRETRAINED``: ``true`` is ``imagenet``,
+``false`` is ``none``, also when comparing a run's stored config).
+
+Only the constants of the CONFIG block are settings: those above the script's first table (``CHOICES``,
+``BOUNDS``, ``DEMO``, ``STUDY``). Constants below the tables are data the script reads, not options.
 
 After parsing, values that cannot be right are refused by name (a crash hours later is worse): any
-``*_SIZE`` key holds positive sizes (an int of at least 1, or two of them as (H, W)), and each key of
-``COMMON_BOUNDS`` and of the script's own ``BOUNDS`` table (``{"LR": 0, "EVAL_EVERY": 1, ...}``) is at least
-its bound.
+``*_SIZE`` key holds an int of at least 1 or an (H, W) size with each side at least ``MIN_SIDE``, a seed is in
+``SEED_RANGE``, and each key
+of ``COMMON_BOUNDS`` and of the script's own ``BOUNDS`` table (``{"LR": 0, "MOMENTUM": "[0, 1)", ...}``) keeps
+its bound: a number is the least value, an interval string bounds both sides, a list is held to it elementwise.
 
 ``--demo`` applies the script's ``DEMO`` overrides first, then the user's, and appends ``-demo`` to
 ``RUN_NAME``. ``DEMO`` values written as strings are parsed like command-line values; other Python values
@@ -52,15 +58,21 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from utils.device import AMP_CHOICES
-from utils.errors import ConfigError, UserError
+from utils.errors import ConfigError, UserError, name_options
 from utils.fast import COMPILE_CHOICES
 
-__all__ = ["Config", "load_config", "config_diff", "run_main", "format_value", "parse_size"]
+__all__ = ["Config", "load_config", "config_diff", "run_main", "format_value", "parse_size", "settings",
+           "canonical"]
 
 _KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _RESERVED = ("DEMO", "STUDY", "CHOICES", "BOUNDS")
+# A choice that takes any other value as a file's path (PRETRAINED: imagenet, none, or a weights file).
+FILE_CHOICE = "<file>"
 # Choices every script that has the key shares, so the allowed values live in one place.
-COMMON_CHOICES = {"COMPILE": COMPILE_CHOICES, "AMP": AMP_CHOICES}
+COMMON_CHOICES = {"COMPILE": COMPILE_CHOICES, "AMP": AMP_CHOICES, "PRETRAINED": ("imagenet", "none", FILE_CHOICE)}
+# Other spellings of a value, kept so that a run made with one (config.json from before PRETRAINED had one
+# vocabulary) equals a run made with the value: key -> {alias (as format_value writes it, lower case): value}.
+COMMON_ALIASES = {"PRETRAINED": {"true": "imagenet", "false": "none"}}
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 _INT_RE = re.compile(r"^[+-]?\d+(_\d+)*$")
@@ -68,8 +80,17 @@ DEMO_SUFFIX = "-demo"
 STUDY_SUFFIX = "-study"
 # The two run modes on the synthetic world: flag -> (the script's overrides table, RUN_NAME suffix).
 _MODES = {"demo": ("DEMO", DEMO_SUFFIX), "study": ("STUDY", STUDY_SUFFIX)}
-# Lower bounds of keys every script has; a script adds its own in ``BOUNDS``, beside its constants.
-COMMON_BOUNDS: dict[str, float] = {"EPOCHS": 1, "LATENCY_ITERS": 1, "CHECKPOINT_MINUTES": 0}
+# Bounds of keys every script has; a script adds its own in ``BOUNDS``, beside its constants, and both hold. A
+# bound is a number (the least value) or an interval such as "[0, 1)"; a list or tuple is held to it elementwise.
+COMMON_BOUNDS: dict[str, float | str] = {"EPOCHS": 1, "LATENCY_ITERS": 1, "CHECKPOINT_MINUTES": 0,
+                                         "NUM_WORKERS": -1, "MOMENTUM": "[0, 1)", "BETAS": "[0, 1)",
+                                         "DISC_BETAS": "[0, 1)"}
+# Every seed (SEED, *_SEED, SEEDS) seeds NumPy, which takes [0, 2^32 - 1].
+SEED_RANGE = "[0, 4294967295]"
+# The least side of an (H, W) size: the networks downsample 32x, so a smaller side leaves them no pixel.
+MIN_SIDE = 32
+SIZE_RULE = f"two integers H,W (or HxW) of at least {MIN_SIDE} each"
+_INTERVAL_RE = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])\s*$")
 
 
 class Config(dict):
@@ -79,14 +100,18 @@ class Config(dict):
         demo: True when ``--demo`` or ``--study`` was given: the run reads the synthetic world.
         study: True when ``--study`` was given (the adaptation study's setting, ``STUDY``).
         overrides: the keys the user set on the command line and their parsed values (not the DEMO ones).
+        defaults: the script's constants with the ``--demo`` or ``--study`` table applied, before the user's
+            overrides: what a key absent from an older run's config stands for.
     """
 
     def __init__(self, *args: Any, demo: bool = False, study: bool = False,
-                 overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+                 overrides: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         object.__setattr__(self, "demo", bool(demo or study))
         object.__setattr__(self, "study", bool(study))
         object.__setattr__(self, "overrides", dict(overrides or {}))
+        object.__setattr__(self, "defaults", dict(defaults or {}))
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -95,7 +120,7 @@ class Config(dict):
             raise AttributeError(f"config has no key {name!r}") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("demo", "study", "overrides"):
+        if name in ("demo", "study", "overrides", "defaults"):
             object.__setattr__(self, name, value)
         else:
             self[name] = value
@@ -120,13 +145,17 @@ def to_json(v: Any) -> Any:
     return str(v)
 
 
-def config_diff(a: Mapping[str, Any], b: Mapping[str, Any], ignore: Iterable[str] = ()) -> list[str]:
+def config_diff(a: Mapping[str, Any], b: Mapping[str, Any], ignore: Iterable[str] = (),
+                absent: Mapping[str, Any] | None = None) -> list[str]:
     """Human-readable differences between two configs, e.g. ``["EPOCHS: 2 -> 3"]``, skipping ``ignore``.
 
-    Values are compared in their JSON form, so a tuple equals the list it was saved as.
+    Values are compared in their JSON form, so a tuple equals the list it was saved as, and an alias of
+    ``COMMON_ALIASES`` equals its value (a config.json saying PRETRAINED false equals one saying none).
+    ``absent`` gives what a key missing from ``a`` stands for (a script's defaults: a setting added since ``a``
+    was written does not make it another config while it keeps its default).
     """
     ignore = set(ignore)
-    a, b = to_json(dict(a)), to_json(dict(b))
+    a, b, absent = (to_json({k: canonical(k, v) for k, v in c.items()}) for c in (a, b, absent or {}))
     out = []
     for key in list(a) + [k for k in b if k not in a]:
         if key in ignore:
@@ -134,6 +163,8 @@ def config_diff(a: Mapping[str, Any], b: Mapping[str, Any], ignore: Iterable[str
         if key not in b:
             out.append(f"{key}: {a[key]!r} -> (absent)")
         elif key not in a:
+            if key in absent and absent[key] == b[key]:
+                continue
             out.append(f"{key}: (absent) -> {b[key]!r}")
         elif a[key] != b[key]:
             out.append(f"{key}: {a[key]!r} -> {b[key]!r}")
@@ -175,6 +206,10 @@ def _type_name(default: Any) -> str:
     return type(default).__name__
 
 
+def _choices_text(choices: Iterable[str]) -> str:
+    return ", ".join("a file path" if c == FILE_CHOICE else c for c in choices)
+
+
 def _match_choice(raw: str, choices: tuple[str, ...]) -> str | None:
     low = raw.lower()
     for c in choices:
@@ -187,7 +222,7 @@ def _match_choice(raw: str, choices: tuple[str, ...]) -> str | None:
                 return f"{prefix}:{m.group(1)}"
         elif low == c.lower():
             return c
-    return None
+    return raw if raw and FILE_CHOICE in choices else None
 
 
 class _Parser:
@@ -208,27 +243,28 @@ class _Parser:
         raise ConfigError(f"unknown option {where}.{hint} {self.valid_keys()}; see --help.")
 
     def parse(self, key: str, raw: str, where: str) -> Any:
+        """``raw`` as ``key``'s value; a wrong one is a ConfigError naming that key's valid values."""
         default = self.defaults[key]
         choices = self.choices.get(key, ())
+        raw = COMMON_ALIASES.get(key, {}).get(raw.strip().lower(), raw)
         if choices:
             hit = _match_choice(raw.strip(), choices)
             if hit is not None:
                 return hit
             if isinstance(default, str):
-                raise ConfigError(f"{where}: {key} must be one of {', '.join(choices)}; got {raw!r}.")
+                raise ConfigError(f"{where}: {key} must be one of {_choices_text(choices)}; got {raw!r}.")
         try:
             return _parse_typed(raw, default)
         except SizeError:
-            alternatives = f", or one of {', '.join(choices)}" if choices else ""
-            raise ConfigError(f"{where}: {key} must be two positive integers H,W (e.g. --{key}=512,1024)"
+            alternatives = f", or one of {_choices_text(choices)}" if choices else ""
+            raise ConfigError(f"{where}: {key} must be {SIZE_RULE} (e.g. --{key}=512,1024)"
                               f"{alternatives}, got {raw!r}.") from None
         except ValueError as e:
             expected = _type_name(default)
             if choices:
-                expected += f", or one of {', '.join(choices)}"
+                expected += f", or one of {_choices_text(choices)}"
             detail = f" ({e})" if str(e) else ""
-            raise ConfigError(f"{where}: {key} expects {expected}, got {raw!r}{detail}. "
-                              f"{self.valid_keys()}.") from None
+            raise ConfigError(f"{where}: {key} expects {expected}, got {raw!r}{detail}.") from None
 
     def table_value(self, key: str, value: Any, table: str = "DEMO") -> Any:
         """A value of a ``DEMO`` or ``STUDY`` table: strings parsed like the command line's, the rest as is."""
@@ -295,16 +331,43 @@ class SizeError(argparse.ArgumentTypeError, ValueError):
     """A size that is not two integers; argparse prints its message, and it is a ValueError elsewhere."""
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``"512x1024"`` or ``"512,1024"`` -> ``(512, 1024)``: the one way sizes are read from a command line."""
+def parse_size(text: str, min_side: int = 1) -> tuple[int, int]:
+    """``"512x1024"`` or ``"512,1024"`` -> ``(512, 1024)``: the one way sizes are read from a command line.
+
+    Args:
+        text: the size as typed.
+        min_side: the least height and width (``MIN_SIDE`` for a network's input).
+    """
     parts = re.split(r"[xX,]", text.strip())
     try:
         h, w = (int(p) for p in parts)
     except ValueError:
         raise SizeError(f"expected a size H,W or HxW such as 512,1024, got {text!r}") from None
-    if h < 1 or w < 1:
-        raise SizeError(f"a size must be two positive integers H,W such as 512,1024, got {text!r}")
+    if h < min_side or w < min_side:
+        what = "two positive integers" if min_side <= 1 else f"two integers of at least {min_side} each"
+        raise SizeError(f"a size must be {what}, H,W or HxW such as 512,1024, got {text!r}")
     return h, w
+
+
+def settings(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """A script's settings: its UPPER_CASE constants up to its first table (``CHOICES``, ``BOUNDS``, ``DEMO`` or
+    ``STUDY``), the CONFIG block. Constants below the tables (``VARIANTS``' method list, the study's row
+    specs...) are what the script reads, not options: ``--KEY`` of one is an unknown option."""
+    out = {}
+    for name, value in namespace.items():
+        if name in _RESERVED:
+            break
+        if _is_config_key(name, value):
+            out[name] = value
+    return out
+
+
+def canonical(key: str, value: Any) -> Any:
+    """``value`` with an alias of ``COMMON_ALIASES`` replaced by what it stands for (PRETRAINED false -> none)."""
+    aliases = COMMON_ALIASES.get(key)
+    if not aliases or not isinstance(value, (bool, str)):
+        return value
+    return aliases.get(format_value(value).strip().lower(), value)
 
 
 def _is_config_key(name: str, value: Any) -> bool:
@@ -375,9 +438,9 @@ def _help_text(prog: str, doc: str | None, defaults: dict[str, Any], comments: d
     rows = []
     for key, v in defaults.items():
         note = comments.get(key, "")
-        listed = choices.get(key, ())
+        listed = [c for c in choices.get(key, ()) if c != FILE_CHOICE]
         if listed and not all(c in note for c in listed):  # the comment often lists them already
-            note = f"{note} [choices: {', '.join(listed)}]".strip()
+            note = f"{note} [choices: {_choices_text(choices[key])}]".strip()
         rows.append((f"--{key}={format_value(v)}", note))
     demo_note = "a small, fast run on the synthetic world"
     if demo:
@@ -401,8 +464,8 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     """Resolve a step script's configuration from its constants and the command line.
 
     Args:
-        namespace: the script's ``globals()``: UPPER_CASE constants (except ``DEMO`` and ``CHOICES``) are the
-            keys; ``CHOICES`` and ``DEMO`` are read from it too.
+        namespace: the script's ``globals()``: its settings (:func:`settings`, the UPPER_CASE constants above
+            its first table) are the keys; ``CHOICES``, ``BOUNDS``, ``DEMO`` and ``STUDY`` are read from it too.
         argv: command-line arguments; None means ``sys.argv[1:]``.
         script: path of the script to read ``--help`` comments from; defaults to ``namespace["__file__"]``.
 
@@ -413,11 +476,12 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     """
     if argv is None:
         argv = sys.argv[1:]
-    defaults = {k: v for k, v in namespace.items() if _is_config_key(k, v)}
+    defaults = settings(namespace)
     choices = {k: tuple(v) for k, v in COMMON_CHOICES.items() if k in defaults}
     choices.update({k: tuple(v) for k, v in (namespace.get("CHOICES") or {}).items()})
-    bounds = {k: v for k, v in COMMON_BOUNDS.items() if k in defaults}
-    bounds.update(namespace.get("BOUNDS") or {})
+    bounds: dict[str, list] = {k: [v] for k, v in COMMON_BOUNDS.items() if k in defaults}
+    for k, v in (namespace.get("BOUNDS") or {}).items():
+        bounds.setdefault(k, []).append(v)
     parser = _Parser(defaults, choices)
     for k in choices:
         parser.resolve_key(k, f"CHOICES[{k!r}]")
@@ -469,45 +533,89 @@ def load_config(namespace: dict, argv: list[str] | None, script: str | None = No
     for name, v in mode_overrides.items():
         key = parser.resolve_key(name, f"{table}[{name!r}]")
         values[key] = parser.table_value(key, v, table)
+    mode_defaults = copy.deepcopy(values)  # the script's defaults in this mode (--demo, --study or neither)
     overrides = {}
     for key, raw, where in user:
         overrides[key] = values[key] = parser.parse(key, raw, where)
+    values = {key: canonical(key, value) for key, value in values.items()}  # a table's False is "none"
     for key, value in values.items():
         where = next((w for k, _, w in reversed(user) if k == key), None)
         if where is None:
             where = f"{table}[{key!r}]" if key in mode_overrides else key
         _check_bounds(key, value, where, bounds)
+    name_options(_spellings(defaults))
     if suffix and isinstance(values.get("RUN_NAME"), str) and not values["RUN_NAME"].endswith(suffix):
         values["RUN_NAME"] += suffix
-    return Config(values, demo=modes["demo"], study=modes["study"], overrides=overrides)
+    return Config(values, demo=modes["demo"], study=modes["study"], overrides=overrides, defaults=mode_defaults)
 
 
-def _check_bounds(key: str, value: Any, where: str, bounds: Mapping[str, float]) -> None:
-    """ConfigError for a size that is not positive or a value below its bound."""
+def _spellings(keys: Iterable[str]) -> dict[str, str]:
+    """How library arguments are typed as this script's keys: ``num_classes`` -> ``--NUM_CLASSES``, and a suffix
+    of two words or more that ends one key alone (``label_format`` -> ``--GTA5_LABEL_FORMAT``)."""
+    exact, by_suffix = {}, {}
+    for key in keys:
+        words = key.lower().split("_")
+        exact[key.lower()] = f"--{key}"
+        for i in range(1, len(words) - 1):
+            by_suffix.setdefault("_".join(words[i:]), []).append(f"--{key}")
+    unique = {arg: names[0] for arg, names in by_suffix.items() if len(names) == 1}
+    return {**unique, **exact}
+
+
+def _check_bounds(key: str, value: Any, where: str, bounds: Mapping[str, list]) -> None:
+    """ConfigError for a size that is not two integers of at least ``MIN_SIDE``, or a value outside its bounds."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return
     if key.endswith("_SIZE") and isinstance(value, (list, tuple)):
-        ok = len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+        ok = len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= MIN_SIDE for v in value)
         if not ok:
-            raise ConfigError(f"{where}: {key} must be two positive integers H,W (e.g. --{key}=512,1024), "
+            raise ConfigError(f"{where}: {key} must be {SIZE_RULE} (e.g. --{key}=512,1024), "
                               f"got {format_value(value)}.")
         return
-    bound = 1 if key.endswith("_SIZE") else bounds.get(key)
-    if bound is not None and isinstance(value, (int, float)) and not value >= bound:
-        raise ConfigError(f"{where}: {key} must be at least {bound}, got {format_value(value)}.")
+    rules = [1] if key.endswith("_SIZE") else list(bounds.get(key, []))
+    if key == "SEED" or key.endswith(("_SEED", "SEEDS")):
+        rules.append(SEED_RANGE)
+    for rule in rules:
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not _within(v, rule):
+                what = f"at least {rule}" if isinstance(rule, (int, float)) else f"in {rule}"
+                each = " each" if isinstance(value, (list, tuple)) else ""
+                raise ConfigError(f"{where}: {key} must be {what}{each}, got {format_value(value)}.")
+
+
+def _within(v: float, rule: float | str) -> bool:
+    """Whether ``v`` keeps a bound: a number is the least value, "[lo, hi]" or "[lo, hi)" an interval."""
+    if isinstance(rule, (int, float)):
+        return v >= rule
+    m = _INTERVAL_RE.match(rule)
+    if m is None:
+        raise ValueError(f"a bound is a number or an interval such as '[0, 1)', not {rule!r}")
+    lo, hi = float(m.group(2)), float(m.group(3))
+    low_ok = v >= lo if m.group(1) == "[" else v > lo
+    high_ok = v <= hi if m.group(4) == "]" else v < hi
+    return low_ok and high_ok  # NaN keeps no bound
 
 
 def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> Any:
     """The step scripts' ``if __name__ == "__main__":`` wrapper.
 
-    A ``UserError`` prints ``error: <message>`` to stderr and exits 1 without a traceback; Ctrl-C exits 130
-    quietly (the engine has already written its checkpoint by then).
+    A ``UserError`` prints ``error: <message>`` to stderr and exits 1 without a traceback, and so does an
+    ``OSError`` about a file (a folder that became read-only, a file where a folder should be) that no check
+    caught before; Ctrl-C exits 130 quietly (the engine has already written its checkpoint by then).
     """
     try:
         return main(argv)
     except UserError as e:
         sys.stdout.flush()
         print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except OSError as e:
+        if e.filename is None:
+            raise
+        sys.stdout.flush()
+        print(f"error: {e.filename}: {e.strerror or e}. Check that it is of the right kind (a file or a folder) "
+              "and that it may be read or written, then run the same command again (a run goes on from its last "
+              "checkpoint).", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         sys.stdout.flush()

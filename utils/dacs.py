@@ -15,30 +15,38 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from utils.classes import IGNORE_INDEX
-from utils.engine import Env, check_finite
+from utils.engine import Env, backward_segmentation, check_finite, network_outputs
 from utils.losses import SafeCrossEntropyLoss
 
 
-def make_teacher(model: nn.Module) -> nn.Module:
-    """The teacher: a copy of ``model`` that takes no gradient, in eval mode (its pseudo-labels are
-    deterministic)."""
+def make_teacher(model: nn.Module, train_mode: bool = True) -> nn.Module:
+    """The teacher: a copy of ``model`` that takes no gradient.
+
+    Args:
+        model: the student.
+        train_mode: as DACS runs it (``ema_model.train()``): BatchNorm normalises each target batch with that
+            batch's statistics, and the teacher's running statistics are its own. False: eval mode, normalising
+            with the student's running statistics, which :func:`ema_update` then copies over.
+    """
     import copy
 
     teacher = copy.deepcopy(model)
     teacher.requires_grad_(False)
-    return teacher.eval()
+    return teacher.train(train_mode)
 
 
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, alpha: float, iteration: int) -> float:
     """teacher <- a * teacher + (1 - a) * student for every parameter, with a = min(1 - 1 / (iteration + 1),
-    alpha) (DACS's warm-up: early teachers follow the student closely); buffers (BatchNorm statistics) are the
-    student's. Returns a."""
+    alpha) (DACS's warm-up: early teachers follow the student closely). Buffers (BatchNorm statistics) are not
+    averaged: a teacher in train mode keeps its own, as DACS's does; one in eval mode takes the student's, which
+    it normalises with. Returns a."""
     a = min(1.0 - 1.0 / (iteration + 1), alpha)
     for t, s in zip(teacher.parameters(), student.parameters()):
         t.mul_(a).add_(s.detach(), alpha=1.0 - a)
-    for t, s in zip(teacher.buffers(), student.buffers()):
-        t.copy_(s)
+    if not teacher.training:
+        for t, s in zip(teacher.buffers(), student.buffers()):
+            t.copy_(s)
     return a
 
 
@@ -51,8 +59,8 @@ def classmix_masks(labels: torch.Tensor, generator: torch.Generator | None = Non
         classes = classes[classes != IGNORE_INDEX]
         if classes.numel() == 0:
             continue
-        chosen = classes[torch.randperm(classes.numel(), generator=generator, device="cpu")[: (classes.numel() + 1) // 2]
-                         .to(classes.device)]
+        order = torch.randperm(classes.numel(), generator=generator, device="cpu")
+        chosen = classes[order[: (classes.numel() + 1) // 2].to(classes.device)]
         masks[i] = torch.isin(lab, chosen)
     return masks
 
@@ -73,8 +81,7 @@ def pseudo_labels(teacher: nn.Module, target_images: torch.Tensor, env: Env, thr
     """The teacher's labels of the target batch and their weight: the share of pixels whose top probability
     exceeds ``threshold``, one value for the batch as in DACS, broadcast to (N, H, W)."""
     with env.autocast():
-        logits = teacher(target_images)
-    logits = logits[0] if isinstance(logits, (tuple, list)) else logits
+        logits = network_outputs(teacher(target_images))[0]
     confidence, labels = F.softmax(logits.float(), dim=1).max(dim=1)
     weight = (confidence > threshold).float().mean()
     return labels, weight.expand_as(confidence)
@@ -142,22 +149,16 @@ def dacs_iteration(model: nn.Module, teacher: nn.Module, optimizer: torch.optim.
     n = min(images.shape[0], target_images.shape[0])
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    with env.autocast():
-        seg = seg_loss(model(images), labels)
-    seg_values = check_finite(seg)
-    env.backward(sum(seg.values()))
+    _, logs = backward_segmentation(model, seg_loss, images, labels, env)
 
     plabels, pweight = pseudo_labels(teacher, target_images[:n], env, threshold)
     masks = classmix_masks(labels[:n], generator)
     mixed, mixed_labels, mixed_weights = classmix(images[:n], labels[:n], target_images[:n], plabels, pweight, masks)
     mixed = strong_augment(mixed, generator)
     with env.autocast():
-        out = model(mixed)
-        loss_mix = weighted_cross_entropy(out[0] if isinstance(out, (tuple, list)) else out, mixed_labels,
-                                          mixed_weights)
-    mix_values = check_finite({"loss_mix": loss_mix})
+        loss_mix = weighted_cross_entropy(network_outputs(model(mixed))[0], mixed_labels, mixed_weights)
+    logs.update(check_finite({"loss_mix": loss_mix}))
     env.backward(loss_mix)
     env.optimizer_step(optimizer)
     ema_update(teacher, model, alpha, it)
-    return {"loss": sum(seg_values.values()), **seg_values, **mix_values,
-            "pseudo_weight": float(pweight.flatten()[0]) if pweight.numel() else 0.0}
+    return {**logs, "pseudo_weight": float(pweight.flatten()[0]) if pweight.numel() else 0.0}

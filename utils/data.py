@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from utils.errors import ConfigError
 
@@ -110,12 +110,33 @@ class StoppingLoader(DataLoader):
             raise
 
 
+class SizeGroups(list):
+    """An evaluation batch whose items differ in size: a list of ``(images, labels)`` batches, one per size."""
+
+
+def collate_by_size(items: list) -> list | SizeGroups:
+    """Evaluation's collate: ``[images, labels]`` stacked as usual when every item has one image size and one label
+    size, else :class:`SizeGroups` of the items grouped by those sizes (in order of first appearance): native-size
+    images, or full-resolution labels, of frames of several sizes."""
+    def shape(item) -> tuple:
+        return tuple(tuple(x.shape) for x in item)
+
+    shapes = [shape(item) for item in items]
+    if len(set(shapes)) <= 1:
+        return default_collate(items)
+    groups: dict[tuple, list] = {}
+    for item, key in zip(items, shapes):
+        groups.setdefault(key, []).append(item)
+    return SizeGroups(default_collate(group) for group in groups.values())
+
+
 def make_loader(dataset: Dataset, batch_size: int, *, train: bool, seed: int, device: torch.device,
                 num_workers: int = -1, rank: int = 0, world: int = 1, stream: int = 0) -> DataLoader:
     """A loader over ``dataset`` driven by an :class:`EpochSampler` (reach it as ``loader.sampler``).
 
     Training drops the last incomplete batch (BiSeNet's BatchNorm over a 1x1 pooled map needs at least 2), so a
     training set smaller than one batch (per process under torchrun) is refused here, before anything runs.
+    Evaluation batches of items of several sizes come as :class:`SizeGroups` (:func:`collate_by_size`).
     """
     shard = len(dataset) // world
     if train and (batch_size < 1 or shard < batch_size):
@@ -126,6 +147,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, seed: int, de
     sampler = EpochSampler(len(dataset), seed, shuffle=train, rank=rank, world=world, stream=stream)
     return StoppingLoader(
         SeededDataset(dataset), batch_size=batch_size, sampler=sampler, drop_last=train,
+        collate_fn=None if train else collate_by_size,
         num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
     )

@@ -125,6 +125,28 @@ def any_rank_max(value: int) -> int:
     return int(t.item())
 
 
+def sum_across_ranks(value: int) -> int:
+    """The sum of ``value`` over all ranks (``value`` itself without torchrun)."""
+    if not is_initialized():
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=collective_device())
+    dist.all_reduce(t)
+    return int(t.item())
+
+
+@torch.no_grad()
+def average_across_ranks(tensors: list[torch.Tensor]) -> None:
+    """Replace each tensor, in place, by its mean over all ranks (a no-op without torchrun)."""
+    if not is_initialized():
+        return
+    dev = collective_device()
+    for tensor in tensors:
+        t = tensor.to(dev)
+        dist.all_reduce(t)
+        t /= world()
+        tensor.copy_(t)
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The module inside a DistributedDataParallel wrapper (the model itself otherwise)."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

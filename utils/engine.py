@@ -2,7 +2,7 @@
 
 A step script builds its datasets, model, optimizer(s) and loss, and writes the iteration it trains with as a
 function ``iteration(batch, it) -> logs``. This module runs it, torchvision-references style, in small pieces:
-:func:`train_one_epoch`, :func:`evaluate`, and :func:`fit`, which adds evaluation, checkpoints, resume and
+:func:`train_one_epoch`, :func:`confusion_matrix`, and :func:`fit`, which adds evaluation, checkpoints, resume and
 signal handling around them. :func:`train_iteration` is the supervised iteration most scripts hand over.
 """
 from __future__ import annotations
@@ -11,7 +11,9 @@ import math
 import random
 import signal
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -21,9 +23,9 @@ from tqdm.auto import tqdm
 
 from utils import distributed
 from utils.checkpoint import atomic_save, load_resumable, rng_state, set_rng_state
-from utils.data import make_loader
+from utils.data import SizeGroups, make_loader
 from utils.device import amp_name, autocast, device_name, resolve_amp, resolve_device
-from utils.errors import ConfigError, UserError
+from utils.errors import ConfigError, UserError, option
 from utils.fast import CHANNELS_LAST
 from utils.metrics import ConfusionMatrix
 from utils.ops import resize
@@ -172,6 +174,25 @@ def check_finite(losses: dict[str, torch.Tensor]) -> dict[str, float]:
     return values
 
 
+def network_outputs(outputs) -> tuple:
+    """A network's outputs as a tuple, main first (in eval mode a network returns its main output alone)."""
+    return tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
+
+
+def backward_segmentation(model: nn.Module, seg_loss: Callable, images: torch.Tensor, labels: torch.Tensor,
+                          env: Env) -> tuple[tuple, dict[str, float]]:
+    """The supervised part of every iteration: forward a labelled batch (on the device), its losses, backward.
+
+    Returns the network's outputs (main first) and the logged losses: ``loss``, their sum, and each of them.
+    """
+    with env.autocast():
+        outputs = network_outputs(model(images))
+        losses = seg_loss(outputs, labels)
+    values = check_finite(losses)
+    env.backward(sum(losses.values()))
+    return outputs, {"loss": sum(values.values()), **values}
+
+
 def train_iteration(model: nn.Module, optimizer: torch.optim.Optimizer, seg_loss: Callable, batch,
                     env: Env) -> dict[str, float]:
     """One supervised iteration: forward (main and auxiliary heads), backward, optimizer step.
@@ -183,16 +204,11 @@ def train_iteration(model: nn.Module, optimizer: torch.optim.Optimizer, seg_loss
         batch: ``(uint8 images, int64 labels)``.
         env: device, autocast, gradient scaler.
     """
-    images, labels = env.images(batch[0]), env.labels(batch[1])
     model.train()
-    with env.autocast():
-        losses = seg_loss(model(images), labels)
-    total = sum(losses.values())
-    values = check_finite(losses)
     optimizer.zero_grad(set_to_none=True)
-    env.backward(total)
+    _, logs = backward_segmentation(model, seg_loss, env.images(batch[0]), env.labels(batch[1]), env)
     env.optimizer_step(optimizer)
-    return {"loss": sum(values.values()), **values}
+    return logs
 
 
 # ------------------------------------------------------------------------------------ epochs and evaluation
@@ -229,14 +245,10 @@ class TrainState:
 
 
 def train_one_epoch(state: TrainState, iteration: Iteration, loader, epoch: int, *, start_iter: int = 0,
-                    on_iteration: Callable[[int, dict], None] | None = None, progress: bool = True) -> dict:
-    """Run ``iteration`` over one epoch of ``loader`` from batch ``start_iter``; the mean of each logged value.
-
-    ``on_iteration(iter_in_epoch, logs)`` runs after every iteration (checkpoints, stop signals).
-    """
+                    progress: bool = True) -> Iterator[tuple[int, dict]]:
+    """Run ``iteration`` over one epoch of ``loader`` from batch ``start_iter``, yielding ``(iteration in the
+    epoch, its logs)`` after each one: where the caller writes metrics, checks signals and saves."""
     loader.sampler.set_epoch(epoch, start_iter * loader.batch_size)
-    sums: dict[str, float] = {}
-    n = 0
     bar = tqdm(loader, total=start_iter + len(loader), initial=start_iter, desc=f"epoch {epoch + 1}",
                leave=False, disable=not progress, dynamic_ncols=True)
     t0 = time.perf_counter()
@@ -256,61 +268,122 @@ def train_one_epoch(state: TrainState, iteration: Iteration, loader, epoch: int,
         t1 = time.perf_counter()
         logs["img_per_s"] = batch[0].shape[0] * state.env.world / max(t1 - t0, 1e-9)
         t0 = t1
-        n += 1
-        for k, v in logs.items():
-            sums[k] = sums.get(k, 0.0) + v
         bar.set_postfix(loss=f"{logs['loss']:.3f}", lr=f"{logs.get('lr', float('nan')):.2e}")
-        if on_iteration is not None:
-            on_iteration(i, logs)
-    return {k: v / max(n, 1) for k, v in sums.items()}
+        yield i, logs
+
+
+class Means:
+    """The mean of each logged value over an epoch's iterations."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.n = 0
+
+    def add(self, logs: dict[str, float]) -> None:
+        self.n += 1
+        for k, v in logs.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+
+    def result(self) -> dict[str, float]:
+        return {k: v / max(self.n, 1) for k, v in self.sums.items()}
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader, env: Env, num_classes: int | None = None, progress: bool = True,
-             desc: str = "eval") -> ConfusionMatrix:
-    """One confusion matrix over the whole loader (never an average of per-batch mIoUs).
+def confusion_matrix(model: nn.Module, loader, env: Env, num_classes: int | None = None, progress: bool = True,
+                     desc: str = "eval") -> ConfusionMatrix:
+    """The confusion matrix of ``model``'s predictions over the whole loader (the mIoU comes from it, never from
+    an average of per-batch mIoUs).
 
     Logits of another size than the label (``EVAL_SIZE="native"`` with a resized input) are upsampled to
-    the label, bilinearly, before the argmax. ``num_classes`` defaults to the model's. Under torchrun each
-    process evaluates its shard of the loader (no image twice) with the unwrapped model (a DDP forward would
-    wait for the other ranks at every batch, and shards may differ by one batch); the matrices are then summed.
+    the label, bilinearly, before the argmax. A batch of frames of several sizes (native-size images,
+    full-resolution labels) is evaluated one size at a time. ``num_classes`` defaults to the model's. Under
+    torchrun each process evaluates its shard of the loader (no image twice) with the unwrapped model (a DDP
+    forward would wait for the other ranks at every batch, and shards may differ by one batch); the matrices are
+    then summed.
     """
     model = distributed.unwrap(model)
     model.eval()
     cm = ConfusionMatrix(num_classes=num_classes or model.num_classes)
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(0, 0)
-    for images, labels in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
-        labels = env.labels(labels)
-        try:
-            with env.autocast():
-                logits = model(env.images(images))
-            if logits.shape[-2:] != labels.shape[-2:]:
-                logits = resize(logits.float(), labels.shape[-2:])
-        except torch.OutOfMemoryError:
-            raise TrainingError(
-                f"out of GPU memory while evaluating (batch {images.shape[0]} at {tuple(images.shape[-2:])}, "
-                f"labels {tuple(labels.shape[-2:])}): lower --BATCH_SIZE (evaluation uses it too) or --EVAL_SIZE."
-            ) from None
-        cm.update(pred=logits.argmax(1), target=labels)
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+        # Images (or full-resolution labels) of several sizes come as one batch per size (utils.data.SizeGroups).
+        for images, labels in batch if isinstance(batch, SizeGroups) else [batch]:
+            labels = env.labels(labels)
+            try:
+                with env.autocast():
+                    logits = model(env.images(images))
+                if logits.shape[-2:] != labels.shape[-2:]:
+                    logits = resize(logits.float(), labels.shape[-2:])
+            except torch.OutOfMemoryError:
+                raise TrainingError(
+                    f"out of GPU memory while evaluating (batch {images.shape[0]} at {tuple(images.shape[-2:])}, "
+                    f"labels {tuple(labels.shape[-2:])}): lower --BATCH_SIZE (evaluation uses it too) or "
+                    "--EVAL_SIZE.") from None
+            cm.update(pred=logits.argmax(1), target=labels)
     cm.reduce_from_all_processes()
     return cm
 
 
-def evaluation(cm: ConfusionMatrix) -> dict:
-    """A confusion matrix's figures plus the matrix itself, as a run records its final evaluation."""
+def eval_record(cm: ConfusionMatrix) -> dict:
+    """A confusion matrix's scores (mIoU, pixel accuracy, per-class IoU) and the matrix itself, as a run records
+    an evaluation."""
     return {**cm.compute(), "confusion": cm.mat.tolist()}
 
 
 # ------------------------------------------------------------------------------------------- whole runs
-class _StopSignals:
-    """Turns the first SIGINT/SIGTERM into a flag the loop checks; a second one interrupts at once."""
+@dataclass
+class Progress:
+    """Where a run is and what it measured: what ``last.pt`` holds besides the weights, so a resumed run goes on
+    from there. ``unrecorded``: an epoch trained but not yet evaluated and recorded (a run stopped in between
+    does that first when resumed)."""
 
-    def __init__(self) -> None:
+    epoch: int = 0  # epochs finished
+    iter_in_epoch: int = 0  # iterations finished in the epoch under way
+    history: list = field(default_factory=list)  # one entry per finished epoch: mean logs, val_miou when evaluated
+    best_miou: float | None = None
+    train_seconds: float = 0.0  # over every resume
+    last_eval: dict | None = None
+    unrecorded: dict | None = None
+
+    @classmethod
+    def from_checkpoint(cls, state: dict) -> Progress:
+        return cls(**{f.name: state[f.name] for f in fields(cls) if f.name in state})
+
+
+class Checkpoints:
+    """fit's checkpoints: ``last.pt`` (the one it replaces kept as ``last.prev.pt``) and ``best.pt``, written by
+    rank 0 alone; ``save_if_due`` writes ``last.pt`` when ``minutes`` have passed since the last one."""
+
+    def __init__(self, state: TrainState, run: Run, progress: Progress, minutes: float) -> None:
+        self.state, self.run, self.progress, self.minutes = state, run, progress, minutes
+        self.model_spec = distributed.unwrap(state.model).spec
+        self.saved_at = time.monotonic()
+
+    def save(self, path: Path | None = None) -> None:
+        path = path or self.run.last
+        if self.state.env.is_main:
+            ckpt = {"trainer": self.state.state_dict(), "state": asdict(self.progress), "rng": rng_state(),
+                    "config": self.run.config, "model_spec": self.model_spec, "variant": self.run.variant}
+            atomic_save(ckpt, path, keep_previous=path == self.run.last)
+        if path == self.run.last:
+            self.saved_at = time.monotonic()
+
+    def save_if_due(self) -> None:
+        if self.minutes > 0 and time.monotonic() - self.saved_at >= self.minutes * 60:
+            self.save()
+
+
+class StopSignals:
+    """The first SIGINT/SIGTERM becomes a flag the loop checks between iterations; a second one interrupts at
+    once. ``stop_if_received`` then saves ``last.pt``, prints the command that resumes, and exits."""
+
+    def __init__(self, run: Run, checkpoints: Checkpoints) -> None:
+        self.run, self.checkpoints = run, checkpoints
         self.received: int | None = None
         self._old: dict = {}
 
-    def __enter__(self):
+    def __enter__(self) -> StopSignals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -327,17 +400,16 @@ class _StopSignals:
         for sig, old in self._old.items():
             signal.signal(sig, old)
 
-    def stop_if_received(self, run: Run, where: str, save: Callable[[], None] | None = None) -> None:
-        """After a signal (on any rank: every rank stops at the same iteration), ``save`` the checkpoint, say
-        how to resume, and exit."""
+    def stop_if_received(self, where: str, save: bool = True) -> None:
+        """After a signal on any rank (every rank stops at the same iteration): save, say how to resume, exit."""
         signum = distributed.any_rank_max(self.received or 0)
         if not signum:
             return
-        if save is not None:
-            save()
+        if save:
+            self.checkpoints.save()
         name = signal.Signals(signum).name
-        print(f"\n{name}: stopped {where}; checkpoint saved to {run.last}.\nResume with:\n  {run.command}")
-        run.log(f"{name} {where}; checkpoint saved")
+        print(f"\n{name}: stopped {where}; checkpoint saved to {self.run.last}.\nResume with:\n  {self.run.command}")
+        self.run.log(f"{name} {where}; checkpoint saved")
         raise Interrupted(128 + signum)
 
 
@@ -351,90 +423,112 @@ def fit(state: TrainState, iteration: Iteration, run: Run, train_loader, val_loa
     Returns the training record: ``last_eval`` (the final evaluation), ``epochs``, ``iterations``,
     ``train_seconds``, and for a trained run ``best_miou`` and ``history``.
     """
-    env = state.env
+    env, show = state.env, state.env.is_main
+    check_data(state.model, train_loader.dataset, val_loader.dataset)
     if run.status == "evaluate":
         return _evaluate_checkpoint(state, run, val_loader)
     if run.status not in ("new", "resume"):
         raise ValueError(f"fit needs a started run (new or resume), not {run.status!r}")
-    record = {"epoch": 0, "iter_in_epoch": 0, "history": [], "best_miou": None, "train_seconds": 0.0,
-              "last_eval": None}
-    if run.status == "resume":
-        resume = load_resumable(run.last, map_location=env.device)[0]
-        state.load_state_dict(resume["trainer"])
-        record.update(resume["state"])
-        set_rng_state(resume["rng"])
-        print(f"resuming {run.dir} at epoch {record['epoch'] + 1}, iteration {record['iter_in_epoch']} "
-              f"(global {state.global_it})")
-        run.log(f"resumed at epoch {record['epoch'] + 1} iteration {record['iter_in_epoch']}")
+    progress = _resume(state, run) if run.status == "resume" else Progress()
     described = env.describe()
     run.log(f"{run.status}: {run.dir}, {epochs} epochs x {len(train_loader)} iterations, {described}")
     print(f"[{run.dir}] {len(train_loader.dataset)} train / {len(val_loader.dataset)} val images, "
           f"{epochs} epochs x {len(train_loader)} iterations, {described['device']}, AMP {described['amp']}")
-    _train(state, iteration, run, (train_loader, val_loader), record, (epochs, eval_every, checkpoint_minutes))
-    return {"last_eval": record["last_eval"], "epochs": epochs, "iterations": state.global_it,
-            "train_seconds": record["train_seconds"], "best_miou": record["best_miou"],
-            "history": record["history"]}
-
-
-def _train(state: TrainState, iteration: Iteration, run: Run, loaders, record: dict, schedule) -> None:
-    """fit's epochs: ``record`` (epoch, iteration in epoch, history, best, seconds) is what last.pt resumes."""
-    train_loader, val_loader = loaders
-    epochs, eval_every, checkpoint_minutes = schedule
-    env = state.env
-    progress = env.is_main
     metrics = MetricsCSV(run.metrics_path, resume_at=state.global_it if run.status == "resume" else None) \
-        if env.is_main else None
-    model_spec = distributed.unwrap(state.model).spec
+        if show else None
+    checkpoints = Checkpoints(state, run, progress, checkpoint_minutes)
+    started, seconds_before = time.perf_counter(), progress.train_seconds
 
-    def save(path) -> None:
-        if env.is_main:
-            ckpt = {"trainer": state.state_dict(), "state": record, "rng": rng_state(), "config": run.config,
-                    "model_spec": model_spec, "variant": run.variant}
-            atomic_save(ckpt, path, keep_previous=path == run.last)
+    def seconds() -> float:
+        return seconds_before + time.perf_counter() - started
 
-    t_start = time.perf_counter()
-    seconds_before = record["train_seconds"]
-    last_ckpt = time.monotonic()
-    epoch_bar = tqdm(range(record["epoch"], epochs), initial=record["epoch"], total=epochs, desc="epochs",
-                     disable=not progress, dynamic_ncols=True)
-    with _StopSignals() as stop:
-        def on_iteration(i: int, logs: dict) -> None:
-            nonlocal last_ckpt
-            record["iter_in_epoch"] = i
-            record["train_seconds"] = seconds_before + time.perf_counter() - t_start
-            if metrics is not None:
-                metrics.write({"epoch": record["epoch"] + 1, "iter": i, "global_it": state.global_it, **logs})
-            stop.stop_if_received(run, f"at epoch {record['epoch'] + 1}, iteration {i}", lambda: save(run.last))
-            if checkpoint_minutes > 0 and time.monotonic() - last_ckpt >= checkpoint_minutes * 60:
-                save(run.last)
-                last_ckpt = time.monotonic()
+    with StopSignals(run, checkpoints) as stop:
+        if progress.unrecorded is not None:
+            print(f"epoch {progress.unrecorded['epoch']} was trained but not evaluated and recorded before the run "
+                  "stopped: doing that first")
+            _record_epoch(state, run, val_loader, progress, checkpoints, epochs, eval_every, seconds)
+        for epoch in tqdm(range(progress.epoch, epochs), initial=progress.epoch, total=epochs, desc="epochs",
+                          disable=not show, dynamic_ncols=True):
+            progress.epoch = epoch
+            means = Means()
+            for i, logs in train_one_epoch(state, iteration, train_loader, epoch, start_iter=progress.iter_in_epoch,
+                                           progress=show):
+                means.add(logs)
+                progress.iter_in_epoch, progress.train_seconds = i, seconds()
+                if metrics is not None:
+                    metrics.write({"epoch": epoch + 1, "iter": i, "global_it": state.global_it, **logs})
+                stop.stop_if_received(f"at epoch {epoch + 1}, iteration {i}")
+                checkpoints.save_if_due()
+            progress.epoch, progress.iter_in_epoch = epoch + 1, 0
+            progress.unrecorded = {"epoch": epoch + 1, "global_it": state.global_it, **means.result()}
+            progress.train_seconds = seconds()
+            checkpoints.save()  # the epoch's training is kept whatever its evaluation does
+            _record_epoch(state, run, val_loader, progress, checkpoints, epochs, eval_every, seconds)
+            # a signal during the evaluation or the epoch's last iteration: last.pt was just saved
+            stop.stop_if_received(f"after epoch {epoch + 1}", save=False)
+    return {"last_eval": progress.last_eval, "epochs": epochs, "iterations": state.global_it,
+            "train_seconds": progress.train_seconds, "best_miou": progress.best_miou, "history": progress.history}
 
-        for epoch in epoch_bar:
-            record["epoch"] = epoch
-            logs = train_one_epoch(state, iteration, train_loader, epoch, start_iter=record["iter_in_epoch"],
-                                   on_iteration=on_iteration, progress=progress)
-            entry = {"epoch": epoch + 1, "global_it": state.global_it, **logs}
-            if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
-                distributed.broadcast_buffers(state.model)
-                result = evaluation(evaluate(state.model, val_loader, env, progress=progress))
-                entry["val_miou"] = result["miou"]
-                record["last_eval"] = {**result, "epoch": epoch + 1}
-                if record["best_miou"] is None or result["miou"] > record["best_miou"]:
-                    record["best_miou"] = result["miou"]
-                    record["epoch"], record["iter_in_epoch"] = epoch + 1, 0
-                    save(run.best)
-            record["history"].append(entry)
-            record["epoch"], record["iter_in_epoch"] = epoch + 1, 0
-            record["train_seconds"] = seconds_before + time.perf_counter() - t_start
-            save(run.last)
-            last_ckpt = time.monotonic()
-            line = (f"epoch {epoch + 1}/{epochs} loss {logs.get('loss', float('nan')):.4f} "
-                    f"lr {logs.get('lr', float('nan')):.3e}"
-                    + (f" val mIoU {entry['val_miou']:.2f}" if "val_miou" in entry else ""))
-            run.log(line)
-            epoch_bar.write(line) if progress else print(line)
-            # A signal during evaluation or the epoch's last iteration: last.pt was just saved.
-            stop.stop_if_received(run, f"after epoch {epoch + 1}")
+
+def _resume(state: TrainState, run: Run) -> Progress:
+    """The weights, optimizers, RNG states and progress of the run's ``last.pt`` (or of the previous one)."""
+    resume = load_resumable(run.last, map_location=state.env.device)[0]
+    state.load_state_dict(resume["trainer"])
+    set_rng_state(resume["rng"])
+    progress = Progress.from_checkpoint(resume["state"])
+    print(f"resuming {run.dir} at epoch {progress.epoch + 1}, iteration {progress.iter_in_epoch} "
+          f"(global {state.global_it})")
+    run.log(f"resumed at epoch {progress.epoch + 1} iteration {progress.iter_in_epoch}")
+    return progress
+
+
+def _record_epoch(state: TrainState, run: Run, val_loader, progress: Progress, checkpoints: Checkpoints,
+                  epochs: int, eval_every: int, seconds: Callable[[], float]) -> None:
+    """The end of the epoch in ``progress.unrecorded``: evaluated when due, appended to the history, saved
+    (``best.pt`` when it is the best so far, then ``last.pt``) and logged."""
+    entry = progress.unrecorded
+    done = entry["epoch"]
+    best = False
+    if done % eval_every == 0 or done == epochs:
+        distributed.broadcast_buffers(state.model)
+        result = eval_record(confusion_matrix(state.model, val_loader, state.env, progress=state.env.is_main))
+        entry["val_miou"] = result["miou"]
+        progress.last_eval = {**result, "epoch": done}
+        best = progress.best_miou is None or result["miou"] > progress.best_miou
+        if best:
+            progress.best_miou = result["miou"]
+    progress.history.append(entry)
+    progress.unrecorded = None
+    progress.train_seconds = seconds()
+    if best:
+        checkpoints.save(run.best)
+    checkpoints.save()
+    line = (f"epoch {done}/{epochs} loss {entry.get('loss', float('nan')):.4f} lr {entry.get('lr', float('nan')):.3e}"
+            + (f" val mIoU {entry['val_miou']:.2f}" if "val_miou" in entry else ""))
+    run.log(line)
+    tqdm.write(line) if state.env.is_main else print(line)
+
+
+def check_data(model: nn.Module, *datasets) -> None:
+    """Before training on ``datasets`` (looked through wrappers such as ``Subset``): a ConfigError when ``model``
+    predicts another number of classes than their labels hold (``num_classes``: its mIoU would be over the wrong
+    classes), then each dataset's own check of its labels (``check_labels()``: a warning when most pixels are
+    ignored)."""
+    predicted = distributed.unwrap(model).num_classes
+    inners = []
+    for dataset in datasets:
+        while getattr(dataset, "num_classes", None) is None and hasattr(dataset, "dataset"):
+            dataset = dataset.dataset
+        inners.append(dataset)
+        held = getattr(dataset, "num_classes", None)
+        if held is not None and held != predicted:
+            raise ConfigError(f"{option('num_classes', predicted)} does not fit the data: the labels of "
+                              f"{type(dataset).__name__} hold {held} classes (train ids 0..{held - 1}, 255 ignored), "
+                              f"so a model of {predicted} classes would be trained and scored on the wrong classes. "
+                              f"Use {option('num_classes', held)}.")
+    for dataset in inners:
+        if distributed.is_main() and hasattr(dataset, "check_labels"):
+            dataset.check_labels()
 
 
 def _evaluate_checkpoint(state: TrainState, run: Run, val_loader) -> dict:
@@ -442,7 +536,7 @@ def _evaluate_checkpoint(state: TrainState, run: Run, val_loader) -> dict:
     model = distributed.unwrap(state.model)
     path = run.eval_checkpoint
     ckpt = model.load_weights(path)
-    result = evaluation(evaluate(model, val_loader, state.env, progress=state.env.is_main))
+    result = eval_record(confusion_matrix(model, val_loader, state.env, progress=state.env.is_main))
     trained = ckpt.get("state", {})
     return {"last_eval": result, "epochs": trained.get("epoch", 0),
             "iterations": ckpt.get("trainer", {}).get("global_it", 0),
@@ -450,4 +544,6 @@ def _evaluate_checkpoint(state: TrainState, run: Run, val_loader) -> dict:
 
 
 __all__ = ["Env", "TrainState", "TrainingError", "Interrupted", "NonFiniteLoss", "setup_env", "seed_everything",
-           "make_optimizer", "check_finite", "train_iteration", "train_one_epoch", "evaluate", "evaluation", "fit"]
+           "make_optimizer", "check_finite", "network_outputs", "backward_segmentation", "train_iteration",
+           "train_one_epoch", "Means", "confusion_matrix", "eval_record", "Progress", "Checkpoints", "StopSignals",
+           "fit", "check_data"]

@@ -12,13 +12,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from utils.adaptation import adversarial_iteration
-from utils.engine import Env
+from utils.engine import Env, backward_segmentation, check_finite, network_outputs
 from utils.errors import ConfigError
-
-# The resolution the paper's beta was chosen at (GTA5 crops of 512 x 1024): window_size keeps the window's
-# share of the spectrum when images are smaller.
-PAPER_SIZE = (512, 1024)
+from utils.losses import class_entropy
 
 
 def window_size(beta: float, size: tuple[int, int], reference: tuple[int, int] | None = None) -> int:
@@ -31,7 +27,7 @@ def window_size(beta: float, size: tuple[int, int], reference: tuple[int, int] |
     Args:
         beta: the paper's window fraction, 0 <= beta <= 0.5.
         size: (H, W) of the images swapped.
-        reference: (H, W) at which beta is meant (e.g. ``PAPER_SIZE``), or None for ``size`` itself.
+        reference: (H, W) at which beta is meant (the paper's GTA5 crops: 512 x 1024), or None for ``size``.
     """
     if not 0.0 <= beta <= 0.5:
         raise ConfigError(f"FDA beta must be in [0, 0.5], got {beta}")
@@ -78,15 +74,15 @@ def fda_source_to_target(source: torch.Tensor, target: torch.Tensor, b: int) -> 
 
 def robust_entropy(logits: torch.Tensor, eta: float) -> torch.Tensor:
     """The paper's target term: the normalised entropy per pixel, penalised as (ent^2 + 1e-8)^eta, averaged."""
-    logits = logits.float()
-    ent = -(F.softmax(logits, dim=1) * F.log_softmax(logits, dim=1)).sum(dim=1) / math.log(logits.shape[1])
+    ent = class_entropy(logits).sum(dim=1) / math.log(logits.shape[1])
     return ((ent ** 2 + 1e-8) ** eta).mean()
 
 
 def fda_iteration(model: nn.Module, optimizer: torch.optim.Optimizer, seg_loss, batch, target_images: torch.Tensor,
                   env: Env, b: int, ent_weight: float, eta: float) -> dict[str, float]:
-    """One FDA iteration: the source batch restyled with the target batch's low frequencies, segmentation loss
-    on it, and ``ent_weight`` times the robust entropy of the target's predictions.
+    """One FDA iteration: the source batch restyled with the target batch's low frequencies and its segmentation
+    loss; then the target's predictions and ``ent_weight`` times their robust entropy (two backward passes,
+    one per batch, as the paper's code does).
 
     Args:
         model: the segmentation network.
@@ -100,6 +96,14 @@ def fda_iteration(model: nn.Module, optimizer: torch.optim.Optimizer, seg_loss, 
         eta: the entropy penalty's exponent.
     """
     images = fda_source_to_target(batch[0].to(env.device), target_images.to(env.device), b)
-    terms = [("loss_ent", ent_weight, lambda logits: robust_entropy(logits, eta))] if ent_weight > 0 else []
-    return adversarial_iteration(model, None, (optimizer, None), seg_loss, (images, batch[1]), target_images, env,
-                                 0.0, target_terms=terms)
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    _, logs = backward_segmentation(model, seg_loss, env.images(images), env.labels(batch[1]), env)
+    with env.autocast():  # the target passes through the network whatever the weight: its statistics move
+        target_main = network_outputs(model(env.images(target_images)))[0]
+        entropy = robust_entropy(target_main, eta) if ent_weight > 0 else None
+    if entropy is not None:
+        env.backward(ent_weight * entropy)
+        logs.update(check_finite({"loss_ent": entropy}))
+    env.optimizer_step(optimizer)
+    return logs

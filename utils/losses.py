@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from utils.classes import IGNORE_INDEX
 from utils.errors import ConfigError
 
-__all__ = ["FocalLoss", "OhemCrossEntropyLoss", "SafeCrossEntropyLoss", "SegLosses", "build_seg_loss"]
+__all__ = ["FocalLoss", "OhemCrossEntropyLoss", "SafeCrossEntropyLoss", "SegLosses", "build_seg_loss",
+           "class_entropy"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -104,7 +105,8 @@ class OhemCrossEntropyLoss(nn.Module):
         return torch.where(n_hard < n_min, top_mean, torch.where(n_hard > 0, hard_mean, zero))
 
     def extra_repr(self) -> str:
-        return f"thresh={math.exp(-self.loss_thresh):.3g}, min_kept={self.min_kept:.4g}, ignore_index={self.ignore_index}"
+        return (f"thresh={math.exp(-self.loss_thresh):.3g}, min_kept={self.min_kept:.4g}, "
+                f"ignore_index={self.ignore_index}")
 
 
 class FocalLoss(nn.Module):
@@ -210,3 +212,10 @@ class SegLosses(nn.Module):
             if out is not None:
                 losses[name] = self.aux_weight * self.criterion(out.float(), labels)
         return losses
+
+
+def class_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """``-p log p`` per class and pixel, (N, C, H, W), in float32: summed over the classes, the entropy of each
+    pixel's prediction (what ADVENT's self-information maps and MinEnt, and FDA's entropy penalty, are made of)."""
+    logits = logits.float()
+    return -(F.softmax(logits, dim=1) * F.log_softmax(logits, dim=1))

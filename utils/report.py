@@ -12,17 +12,11 @@ from pathlib import Path
 
 import torch
 
+from utils.config import canonical
 from utils.distributed import is_main
-from utils.paths import REPO_ROOT
+from utils.paths import REPO_ROOT, writable_file, writable_folder
 from utils.runs import NON_IDENTITY_KEYS, write_json
 from utils.stats import mean_std
-
-RESULT_KEYS = (
-    "step", "variant", "model", "train_domain", "eval_domain", "miou", "pixel_acc", "per_class_iou",
-    "eval_resolution", "eval_labels", "eval_pixels", "params_m", "flops_g", "flops_resolution", "latency_ms", "latency_std_ms", "fps",
-    "latency_resolution", "device", "amp", "epochs", "iterations", "train_seconds", "synthetic", "config",
-    "git_commit", "git_dirty", "torch", "cuda",
-)
 
 
 def provenance() -> dict:
@@ -84,7 +78,10 @@ def print_results(results: dict) -> None:
     for name, ev in (results.get("extra_evals") or {}).items():
         print(f"{name}: mIoU {_fmt(ev['miou'])}")
     marker = " (synthetic world)" if results.get("synthetic") else ""
-    print(f"\nmIoU {_fmt(results['miou'])}{marker}, {results['epochs']} epochs, "
+    adabn = ""
+    if results.get("miou_before_adabn") is not None:
+        adabn = f" after AdaBN ({_fmt(results['miou_before_adabn'])} before)"
+    print(f"\nmIoU {_fmt(results['miou'])}{adabn}{marker}, {results['epochs']} epochs, "
           f"{results['iterations']} iterations, {results['train_seconds']:.0f} s on {results['device']}")
 
 
@@ -97,6 +94,9 @@ def write_summary(out_dir: Path, results: list[dict], baseline: str | None = Non
     other = by_name.get(also_vs)
     classes = list(results[0]["per_class_iou"]) if results else []
     header = ["variant", "mIoU"]
+    adabn = any(r.get("miou_before_adabn") is not None for r in results)
+    if adabn:
+        header.append("mIoU before AdaBN")
     if base:
         header.append(f"gain vs {baseline}")
     if other:
@@ -106,6 +106,8 @@ def write_summary(out_dir: Path, results: list[dict], baseline: str | None = Non
     rows = []
     for r in results:
         row = [r["variant"], r["miou"]]
+        if adabn:
+            row.append(r.get("miou_before_adabn"))
         if base:
             row.append(_gain(r, base))
         if other:
@@ -225,7 +227,7 @@ def load_all_results(root: Path) -> list[dict]:
 
 def _identity(r: dict, with_variant: bool) -> str:
     ignored = SEED_GROUP_IGNORED if with_variant else (*SEED_GROUP_IGNORED, "VARIANT", "VARIANT_SPEC")
-    cfg = {k: v for k, v in (r.get("config") or {}).items() if k not in ignored}
+    cfg = {k: canonical(k, v) for k, v in (r.get("config") or {}).items() if k not in ignored}
     key = [str(r["step"]), r["model"], r.get("train_domain"), r.get("eval_domain"), bool(r.get("synthetic")), cfg]
     if with_variant:
         key.append(r["variant"])
@@ -427,7 +429,8 @@ def export_figures(results: list[dict], out: Path, max_width: int = 1000, only: 
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for r in results:
-        src = Path(r["_file"]).parent / "qualitative.png" if r.get("_file") else Path(r.get("path", "")) / "qualitative.png"
+        folder = Path(r["_file"]).parent if r.get("_file") else Path(r.get("path", ""))
+        src = folder / "qualitative.png"
         if not src.is_file():
             continue
         name = src.parent.name if r.get("variant", "default") == "default" else \
@@ -463,6 +466,11 @@ def main(argv: list[str] | None = None) -> str:
     root = Path(args.runs)
     if not root.is_dir():
         raise UserError(f"{root} is not a folder: give the RUNS_DIR of the step scripts (default: runs).")
+    for flag, path in (("--out", args.out), ("--csv", args.csv)):
+        if path:
+            writable_file(path, flag, f"Give {flag} a file in a folder you can write to.")
+    if args.figures:
+        writable_folder(args.figures, "--figures", "Give --figures a folder you can write to.")
     results = load_all_results(root)
     if not results:
         print(f"no results found: no readable results.json under {root} (run a step script first).")

@@ -81,13 +81,15 @@ def record_results(run: Run, env: Env, model: nn.Module, trained: dict, about: d
     results.update(device=env.describe()["device"], amp=env.describe()["amp"], synthetic=bool(run.synthetic),
                    config=run.config, model_spec=model.spec, path=str(run.dir), **provenance())
     results.update({k: trained[k] for k in ("epochs", "iterations", "train_seconds", "best_miou", "history",
-                                            "evaluated_checkpoint") if k in trained})
+                                            "evaluated_checkpoint", "miou_before_adabn", "adabn_images",
+                                            "adabn_seconds") if k in trained})
     results["extra_evals"] = {name: {"miou": r["miou"], "per_class_iou": r["per_class_iou"]}
                               for name, r in (extra_evals or {}).items()}
     if not env.is_main:
         return results
-    if run.status == "evaluate":
-        out = run.dir / f"eval_{Path(trained['evaluated_checkpoint']).stem}.json"
+    if run.status == "evaluate" and not run.eval_run:
+        adapted = "_adabn" if "miou_before_adabn" in trained else ""
+        out = run.dir / f"eval_{Path(trained['evaluated_checkpoint']).stem}{adapted}.json"
         write_json(out, results)
         print_results(results)
         print(f"evaluation of {trained['evaluated_checkpoint']} written to {out}")
@@ -99,7 +101,7 @@ def record_results(run: Run, env: Env, model: nn.Module, trained: dict, about: d
 
 
 def _plot(run: Run, env: Env, model: nn.Module, results: dict, final: dict, val_set) -> None:
-    plot_training_curves(run.metrics_path, results["history"], run.dir / "curves.png")
+    plot_training_curves(run.metrics_path, results.get("history") or [], run.dir / "curves.png")
     name = f"{results['model']}, step {results['step']}"
     plot_per_class_iou([results], run.dir / "per_class_iou.png", title=name)
     name += (f" [{run.variant}]" if run.variant != "default" else "") + f", {results['eval_domain']} val"

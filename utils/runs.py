@@ -2,7 +2,8 @@
 
 Re-running a run name: unfinished with the same config -> resume; finished with the same config ->
 reprint the stored results; a different config -> refused with the differences listed, unless
-``--OVERWRITE=true`` or a new ``RUN_NAME``.
+``--OVERWRITE=true`` or a new ``RUN_NAME``. A run that stopped before its first checkpoint (its config and log
+alone) holds nothing to resume or keep: a command with another config starts it afresh.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from typing import Any
 from utils import distributed
 from utils.checkpoint import load_checkpoint, previous_path
 from utils.config import config_diff, to_json
-from utils.errors import CheckpointError, ConfigError
+from utils.errors import CheckpointError, ConfigError, UserError
+from utils.paths import writable_folder
 
 # Keys that may change between a run and its resumption (or its repetition with another seed, for the report)
 # without changing what it computes.
@@ -49,9 +51,12 @@ class Run:
         cfg: the resolved config (``utils.config.Config``).
         variant: the variant name for multi-variant steps, or None for single-run steps.
         variant_spec: what the variant changes; part of this run's identity.
+        eval_run: with ``EVAL_ONLY`` and ``INIT_FROM``, the evaluation is a run of its own (e.g. AdaBN's, which
+            changes the weights it evaluates): its folder holds its config, ``results.json`` and weights, and a
+            finished one is reused, as a trained run is.
     """
 
-    def __init__(self, cfg, variant: str | None = None, variant_spec: Any = None) -> None:
+    def __init__(self, cfg, variant: str | None = None, variant_spec: Any = None, eval_run: bool = False) -> None:
         name = str(cfg.RUN_NAME).strip()
         if not name or Path(name).is_absolute() or any(part in ("", ".", "..") for part in name.split("/")):
             # RUNS_DIR itself (or a folder above it) would become the run folder that OVERWRITE may delete.
@@ -66,6 +71,10 @@ class Run:
             self.config["VARIANT_SPEC"] = variant_spec
         self.overwrite = bool(cfg.OVERWRITE)
         self.eval_only, self.init_from = bool(cfg.EVAL_ONLY), cfg.INIT_FROM
+        self.eval_run = bool(eval_run) and self.eval_only and bool(self.init_from)
+        if self.eval_run:  # EVAL_ONLY is not part of a run's identity: a trained run of this config is another run
+            self.config["EVAL_RUN"] = True
+        self.defaults = dict(getattr(cfg, "defaults", {}))  # what keys absent from an older run's config mean
         self.synthetic = cfg.demo  # --demo reads the synthetic world
         self.user_keys = set(cfg.overrides)  # set on the command line
         self.status: str | None = None
@@ -103,7 +112,8 @@ class Run:
         return self.best
 
     def _start(self) -> str:
-        if self.eval_only:
+        if self.eval_only and not self.eval_run:
+            self._writable()  # for its eval_<checkpoint>.json
             return "evaluate"
         if not distributed.is_initialized():
             return self._decide()
@@ -111,7 +121,7 @@ class Run:
         if distributed.is_main():
             try:
                 decision = ("ok", self._decide())
-            except ConfigError as e:
+            except UserError as e:
                 decision = ("error", str(e))
             except BaseException:
                 distributed.broadcast_object(("error", f"rank 0 failed to prepare {self.dir}"))
@@ -128,15 +138,20 @@ class Run:
         config (read from config.json, or from its checkpoint when config.json is gone), a folder of files
         that is not a run at all, and for a variant a ``RUN_NAME`` folder whose other runs have another config.
         """
+        self._writable()
         if self.dir != self.root:
             self._check_experiment_root()
+        old, source = self._stored_config() if _contents(self.dir) else (None, "")
+        if old is not None and _half_made(self.dir) and config_diff(old, self.config, NON_IDENTITY_KEYS,
+                                                                    absent=self.defaults):
+            print(f"{self.dir} holds a run of another config that stopped before its first checkpoint: starting afresh")
+            _clear_half_made(self.dir)
         if _contents(self.dir):
-            old, source = self._stored_config()
             if old is None:
                 problem = (f"{self.dir} already holds files that are not a run of this config and no readable "
                            f"config.json ({source}); it may belong to another experiment.")
             else:
-                diffs = config_diff(old, self.config, NON_IDENTITY_KEYS)
+                diffs = config_diff(old, self.config, NON_IDENTITY_KEYS, absent=self.defaults)
                 problem = (f"{self.dir} holds a run with a different config (from {source}):\n  "
                            + "\n  ".join(diffs)) if diffs else None
                 if diffs and self._previous_demo(diffs):
@@ -151,11 +166,19 @@ class Run:
                 shutil.rmtree(self.dir)
         if self.results_path.is_file():
             return "finished"
-        status = "resume" if (self.last.is_file() or previous_path(self.last).is_file()) else "new"
+        if self.eval_run:
+            write_json(self.config_path, self.config)
+            return "evaluate"
+        status = "resume" if (self.last.exists() or previous_path(self.last).exists()) else "new"
         if status == "new" and self.dir.exists() and self.overwrite:
             shutil.rmtree(self.dir)
         write_json(self.config_path, self.config)
         return status
+
+    def _writable(self) -> None:
+        """Refuse, before any work, a run folder that cannot be written (a file in the way, a read-only disk)."""
+        writable_folder(self.dir, "the run folder", "Set --RUNS_DIR to a folder you can write to (or another "
+                        "--RUN_NAME).")
 
     def _previous_demo(self, diffs: list[str]) -> bool:
         """A --demo run made with other demo settings (new script defaults or DEMO values, none of the keys the
@@ -185,6 +208,9 @@ class Run:
     def _check_experiment_root(self) -> None:
         """A variant's ``RUNS_DIR/RUN_NAME`` must hold only variants of this experiment and their summary."""
         mine = {k: v for k, v in self.config.items() if k not in VARIANT_KEYS}
+        if _half_made(self.root):
+            print(f"{self.root} holds a run that stopped before its first checkpoint: starting afresh")
+            _clear_half_made(self.root)
         names = _contents(self.root)
         if not names:
             return
@@ -201,8 +227,14 @@ class Run:
             if not isinstance(old, dict):
                 foreign.append((path, [f"{name} is not a run of this experiment"]))
                 continue
-            diffs = config_diff({k: v for k, v in old.items() if k not in VARIANT_KEYS}, mine, NON_IDENTITY_KEYS)
-            if diffs and self._previous_demo(diffs):
+            diffs = config_diff({k: v for k, v in old.items() if k not in VARIANT_KEYS}, mine, NON_IDENTITY_KEYS,
+                                absent=self.defaults)
+            if diffs and path.is_dir() and _half_made(path):
+                print(f"removing {path}, a run of another config that stopped before its first checkpoint")
+                _clear_half_made(path)
+                if not any(path.iterdir()):
+                    path.rmdir()
+            elif diffs and self._previous_demo(diffs):
                 print(f"--demo: removing {path}, a run of other demo settings ({'; '.join(diffs)})")
                 shutil.rmtree(path)
             elif diffs:
@@ -246,6 +278,22 @@ def _contents(folder: Path) -> list[str]:
         return []
     return sorted(p.name for p in folder.iterdir()
                   if not p.name.startswith(".") and not (p.name.startswith("eval_") and p.suffix == ".json"))
+
+
+# What a run writes before its first checkpoint; a folder of nothing more has no training to resume or keep.
+_HALF_MADE_FILES = ("config.json", "log.txt", "metrics.csv")
+
+
+def _half_made(folder: Path) -> bool:
+    """A run that stopped before its first checkpoint (a late config error, a failed first evaluation): its
+    config and log, and no checkpoint, results or other file. Re-running with another config replaces it."""
+    names = _contents(folder)
+    return "config.json" in names and set(names) <= set(_HALF_MADE_FILES)
+
+
+def _clear_half_made(folder: Path) -> None:
+    for name in _HALF_MADE_FILES:
+        (folder / name).unlink(missing_ok=True)
 
 
 class MetricsCSV:

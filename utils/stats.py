@@ -3,10 +3,12 @@ confidence intervals. Plain Python (no SciPy): the quantile inverts the t distri
 """
 from __future__ import annotations
 
+import functools
 import math
+import statistics
 from collections.abc import Sequence
 
-__all__ = ["mean_std", "t_quantile", "paired_gain"]
+__all__ = ["mean_std", "t_quantile", "mean_interval", "paired_gain", "seeds_to_exclude_zero"]
 
 
 def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -37,6 +39,7 @@ def _t_cdf_above_zero(x: float, df: int, steps: int = 4000) -> float:
     return total * h / 3
 
 
+@functools.lru_cache(maxsize=None)
 def t_quantile(p: float, df: int) -> float:
     """The ``p`` quantile of Student's t distribution with ``df`` degrees of freedom (``p`` in (0.5, 1)).
 
@@ -58,6 +61,20 @@ def t_quantile(p: float, df: int) -> float:
     return (lo + hi) / 2
 
 
+def mean_interval(values: Sequence[float], level: float = 0.95) -> dict:
+    """The mean of ``values`` (one per seed) and its Student t confidence interval.
+
+    Returns:
+        ``{"mean": m, "std": s, "ci95": [lo, hi]}`` (interval and std None for fewer than 2 values).
+    """
+    mean, std = mean_std(values)
+    ci = None
+    if std is not None:
+        half = t_quantile(1 - (1 - level) / 2, len(values) - 1) * std / math.sqrt(len(values))
+        ci = [mean - half, mean + half]
+    return {"mean": mean, "std": std, "ci95": ci}
+
+
 def paired_gain(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict:
     """The gain ``a - b`` paired by seed: its mean and a Student t confidence interval.
 
@@ -70,10 +87,19 @@ def paired_gain(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> 
     """
     if len(a) != len(b):
         raise ValueError(f"paired values need one per seed on both sides, got {len(a)} and {len(b)}")
-    diffs = [x - y for x, y in zip(a, b)]
-    mean, std = mean_std(diffs)
-    ci = None
-    if std is not None:
-        half = t_quantile(1 - (1 - level) / 2, len(diffs) - 1) * std / math.sqrt(len(diffs))
-        ci = [mean - half, mean + half]
-    return {"mean": mean, "std": std, "ci95": ci}
+    return mean_interval([x - y for x, y in zip(a, b)], level)
+
+
+def seeds_to_exclude_zero(mean: float | None, std: float | None, level: float = 0.95,
+                          most: int = 1000) -> int | None:
+    """How many seeds a paired gain needs before its interval excludes 0, if its mean and the spread of its
+    per-seed differences stay as measured: the least n >= 2 with t(n - 1) * std / sqrt(n) < |mean|. None when
+    the mean is 0 (or unknown) or more than ``most`` seeds would be needed."""
+    if mean is None or std is None or mean == 0:
+        return None
+    # t > z for every n, so no n below (z * std / mean)^2 can do: start there
+    z = statistics.NormalDist().inv_cdf(1 - (1 - level) / 2)
+    for n in range(max(2, int((z * std / abs(mean)) ** 2)), most + 1):
+        if t_quantile(1 - (1 - level) / 2, n - 1) * std / math.sqrt(n) < abs(mean):
+            return n
+    return None

@@ -11,6 +11,7 @@ import datasets.synthetic
 from datasets import labels
 from utils.config import parse_size
 from utils.errors import UserError
+from utils.paths import writable_folder
 
 from .world import DEFAULTS, generate, world_status
 
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
         manifest = json.loads((out / "manifest.json").read_text())
         print(f"reusing the synthetic world at {out} (manifest matches)")
     else:
+        writable_folder(out, "--out", "Give --out a folder you can write to.")
         print(f"synthetic world at {out}: {why}; generating")
         manifest = generate(out, workers=a.workers, progress=not a.no_progress, **params)
         print(f"generated in {time.perf_counter() - start:.1f} s")
