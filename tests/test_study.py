@@ -86,9 +86,10 @@ def test_step6_trains_with_step4_5s_recipe():
     assert study.script_constant(study.STEP6, "MODEL") == "bisenet"
 
 
-def _hand_made_runs(root: Path, mious: dict, seconds: dict | None = None) -> dict:
+def _hand_made_runs(root: Path, mious: dict, seconds: dict | None = None, held_out: list | None = None) -> dict:
     """results.json per row and seed 1, 2, 3 as a finished run writes it: a row with a start row trained 300
-    iterations, a root row 600; an evaluation row records its mIoU before AdaBN too."""
+    iterations, a root row 600; an evaluation row records its mIoU before AdaBN too; ``none`` its mIoU on
+    held-out source images (``held_out``, per seed) where given."""
     runs = {}
     for row, values in mious.items():
         runs[row] = {}
@@ -97,6 +98,8 @@ def _hand_made_runs(root: Path, mious: dict, seconds: dict | None = None) -> dic
             folder.mkdir(parents=True)
             record = {"miou": v, "iterations": 300 if study.ROW_SPECS[row].start else 600,
                       "train_seconds": (seconds or {}).get(row, 50.0), "history": [], "device": "cpu"}
+            if row == "none" and held_out:
+                record["extra_evals"] = {"gta5_val": {"miou": held_out[seed - 1], "per_class_iou": []}}
             if study.ROW_SPECS[row].evaluates_only:
                 record.update(miou_before_adabn=v - 7, adabn_seconds=4.0)
             (folder / "results.json").write_text(json.dumps(record))
@@ -178,6 +181,31 @@ def test_statistics_rows_gains_and_share_from_hand_made_results(tmp_path):
     assert share["per_seed"] == pytest.approx([3 / 13, 3.5 / 13, 3 / 13])
     assert share["mean"] == pytest.approx(sum(share["per_seed"]) / 3) and share["ci95"][0] < share["mean"]
     assert gains["adabn"]["seeds_needed"] == 2  # +7, +6.5, +6: unmistakable with two seeds
+
+
+def test_calibration_rows_give_the_share_the_source_gap_and_their_checks(tmp_path):
+    """`make study ROWS=calibration`: the statistics share, `none` on held-out source images against the target,
+    and the world's checks, each computed by hand."""
+    mious = {"oracle": [30.0, 31.0, 29.0], "none": [18.0, 18.0, 17.0], "none_adabn": [21.0, 22.0, 20.0],
+             "augmented": [21.0, 20.5, 19.5], "augmented_adabn": [22.0, 23.0, 21.5]}
+    out = study.collect(_hand_made_runs(tmp_path, mious, held_out=[27.0, 26.0, 25.0]), [1, 2, 3], tmp_path, [],
+                        minutes=1.0)
+    assert tuple(out["rows"]) == study.ROW_SETS["calibration"]
+    assert out["statistics_share"]["per_seed"] == pytest.approx([3 / 12, 4 / 13, 3 / 12])
+    held = out["source_val"]
+    assert held["miou"] == [27.0, 26.0, 25.0] and held["minus_target"]["per_seed"] == [9.0, 8.0, 8.0]
+    verdict = {c["check"]: c["ok"] for c in out["checks"]}
+    # augmentation +3, +2.5, +2.5: interval above 0; share 0.27 <= 0.35; gap 12, 13, 12; source gap 8.3 >= 5
+    assert verdict == {"statistics_share": True, "source_val - none": True, "domain_gap": True,
+                       "augmentation": True}
+    text = study.markdown(out, [])
+    assert "held-out source images" in text and "| statistics_share | mean <= 0.35 | yes |" in text
+
+    mious["none_adabn"] = [23.0, 24.0, 22.0]  # statistics close half the gap: the world fails its check
+    out = study.collect(_hand_made_runs(tmp_path / "half", mious, held_out=[20.0, 19.0, 18.0]), [1, 2, 3],
+                        tmp_path, [], minutes=1.0)
+    verdict = {c["check"]: c["ok"] for c in out["checks"]}
+    assert verdict["statistics_share"] is False and verdict["source_val - none"] is False  # +1.3 < 5
 
 
 def test_seeds_needed_for_an_interval_to_exclude_zero():
