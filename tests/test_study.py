@@ -52,7 +52,9 @@ def test_mean_std_is_the_sample_standard_deviation():
 
 def test_rows_bring_their_start_rows_and_unknown_rows_are_refused():
     assert study._resolve_rows("adv_ce_sgd") == ["augmented", "adv_ce_sgd"]
-    assert study._resolve_rows("default") == list(study.ROW_SETS["default"])
+    default = study._resolve_rows("default")  # in ROW_SPECS' order: each row after the row it starts from
+    assert sorted(default) == sorted(study.ROW_SETS["default"])
+    assert all(default.index(study.ROW_SPECS[r].start) < default.index(r) for r in default if study.ROW_SPECS[r].start)
     assert set(study._resolve_rows("all")) == {*study.ROW_SETS["default"], "adv_focal_sgd", "adv_ce_adam"}
     assert study._resolve_rows("methods") == ["augmented", "source_only", "target_bn", "adv_ce_sgd", *study.METHODS,
                                               "source_only_adabn", *(f"{m}_adabn" for m in study.METHODS)]
