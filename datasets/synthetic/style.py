@@ -213,7 +213,7 @@ TARGET_STYLE = Style(
     palms=0.0, suv=0.1, yellow_lines=0.0, cobbles=0.3,
     p_sunny=0.3, p_dusk=0.0, p_wet=0.05, p_autumn=0.3, exposure_sd=0.45, white_balance_sd=0.08, gamma_sd=0.4,
     saturation_sd=0.35, shadow=0.35, shadow_soft=5.0,
-    haze=0.3, reflect=0.25,
+    haze=0.325, reflect=0.25,
     tone=1.0, saturation=0.92, contrast=0.95, tint=(0.98, 1.01, 0.98), brightness=1.0, bloom=0.0, blur=0.9,
     motion=10.0, noise=2.0, shot=0.6, chroma=2.0, vignette=0.2,
 )
@@ -224,7 +224,7 @@ GTA_STYLE = Style(
     p_sunny=0.62, p_dusk=0.12, p_wet=0.1, p_autumn=0.0, exposure_sd=0.08, white_balance_sd=0.015, gamma_sd=0.0,
     saturation_sd=0.03, shadow=0.55, shadow_soft=0.0,
     haze=0.12, reflect=0.6,
-    tone=0.0, saturation=1.05, contrast=1.0, tint=(1.02, 1.0, 0.97), brightness=1.25, bloom=0.16, blur=0.0,
+    tone=0.0, saturation=1.065, contrast=1.0, tint=(1.02, 1.0, 0.97), brightness=1.3, bloom=0.18, blur=0.0,
     motion=0.0, noise=0.4, shot=0.0, chroma=0.0, vignette=0.0,
 )
 
