@@ -6,12 +6,14 @@ seed with 95% Student t intervals.
     python study.py                     (make study)             the default rows, seeds 1,2,3
     python study.py --SEEDS=11,12,13    (make study SEEDS=...)   other seeds
     python study.py --ROWS=all          (make study ROWS=all)    also adv_focal_sgd and adv_ce_adam
+    python study.py --ROWS=calibration  (make study ROWS=calibration) the world's method-free rows
     python study.py --ROWS=statistics   (make study ROWS=statistics) BatchNorm statistics apart from each method
     python study.py --ROWS=methods      (make study ROWS=methods) step 6's methods beside step 4/5's rows
 
 Resumable: after a kill the same command goes on (each step script resumes its own run); finished runs are
-reused. Writes RUNS_DIR/STUDY.md, STUDY.json, study.png and discriminator.png. ``--RENDER=FOLDER`` rewrites a
-copy's STUDY.md and study.png from its STUDY.json.
+reused. Writes RUNS_DIR/STUDY.md, STUDY.json, study.png and discriminator.png; STUDY.md shows the world's
+calibration beside a recorded study's (``COMPARE``, the previous world's by default). ``--RENDER=FOLDER``
+rewrites a copy's STUDY.md and study.png from its STUDY.json.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ ROWS = "default"                       # default | all | statistics | methods | 
 DEVICE = "auto"                        # passed to every row: auto | cpu | cuda | cuda:N
 ROW_ARGS = ""                          # more --KEY=value for every row's command (e.g. --SYNTHETIC_WORLD=tiny)
 RENDER = None                          # a folder with a STUDY.json: rewrite its STUDY.md and study.png, run nothing
+COMPARE = "docs/study/v4_xeon_statistics/STUDY.json"  # a recorded study shown beside this one's calibration ("": none)
 
 CHOICES = {"DEVICE": ("auto", "cpu", "cuda:N")}
 
@@ -144,6 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(render(cfg.RENDER))
         return {}
     rows = _resolve_rows(cfg.ROWS)
+    compare = _load_compare(cfg.COMPARE)
     seeds = [int(s) for s in cfg.SEEDS]
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"SEEDS repeats a seed: {cfg.SEEDS}")
@@ -168,8 +172,51 @@ def main(argv: list[str] | None = None) -> dict:
 
     # REPORT ------------------------------------------------------------------------------------------
     study = collect(runs, seeds, out, extra, minutes=(time.time() - started) / 60)
+    if compare:
+        study["compare"] = compare
     write_study(study, out, runs)
     return study
+
+
+def _load_compare(path: str) -> dict | None:
+    """The calibration figures of a recorded study (its STUDY.json), kept in this study's STUDY.json so that
+    STUDY.md shows both worlds side by side and re-renders without the file."""
+    import json
+
+    from utils.errors import ConfigError
+
+    if not path:
+        return None
+    from utils.paths import REPO_ROOT
+
+    file = Path(path)
+    if not file.is_absolute() and not file.exists():  # the default names a copy in the repository's docs
+        file = REPO_ROOT / file
+    if file.is_dir():
+        file = file / "STUDY.json"
+    try:
+        recorded = json.loads(file.read_text())
+        summary = calibration_summary(recorded)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"COMPARE={path}: not a readable study ({type(e).__name__}: {e}); give a study's "
+                          "STUDY.json (docs/study/*/STUDY.json) or COMPARE='' for none.") from None
+    return {"study": path, **summary}
+
+
+CALIBRATION_GAINS = ("domain_gap", "augmentation", "augmentation_after_adabn")
+
+
+def calibration_summary(study: dict) -> dict:
+    """What a study says about its world, method-free rows only: the calibration rows' means, the gap, the
+    statistics share, augmentation before and after AdaBN and the held-out source margin (absent: None)."""
+    rows = study["rows"]
+    return {"generator_version": (study.get("world") or {}).get("generator_version"), "seeds": study["seeds"],
+            "machine": study["machine"]["processor"],
+            "rows": {r: {"mean": rows[r]["mean"], "std": rows[r]["std"]}
+                     for r in ROW_SETS["calibration"] if r in rows},
+            "gains": {g: study["gains"][g] for g in CALIBRATION_GAINS if g in study["gains"]},
+            "statistics_share": study.get("statistics_share"),
+            "source_val_minus_none": (study.get("source_val") or {}).get("minus_target")}
 
 
 def _resolve_rows(spec: str) -> list[str]:
@@ -295,6 +342,8 @@ def collect(runs: dict[str, dict[int, Path]], seeds: list[int], out, extra: list
     from utils.report import published
     from utils.stats import mean_std, paired_gain, seeds_to_exclude_zero
 
+    from datasets.synthetic import GENERATOR_VERSION
+
     rows, device, source_val = {}, None, None
     for row, by_seed in runs.items():
         spec = ROW_SPECS[row]
@@ -343,7 +392,8 @@ def collect(runs: dict[str, dict[int, Path]], seeds: list[int], out, extra: list
     if source_val:
         source_val["minus_target"] = {"per_seed": [h - t for h, t in zip(source_val["miou"], rows["none"]["miou"])],
                                       **paired_gain(source_val["miou"], rows["none"]["miou"])}
-    return {"seeds": seeds, "rows": rows, "gains": gains, **({"methods": methods} if methods else {}),
+    return {"seeds": seeds, "world": {"generator_version": GENERATOR_VERSION}, "rows": rows, "gains": gains,
+            **({"methods": methods} if methods else {}),
             **({"statistics_share": share} if share else {}),
             **({"source_val": source_val} if source_val else {}),
             "checks": _checks(rows, gains, share, source_val),
@@ -495,6 +545,8 @@ def markdown(study: dict, pictures: list[str]) -> str:
                   f"{_gain_cell(held['minus_target'])} above `none` on the target (per seed "
                   + ", ".join(f"{v:.2f}" for v in held["miou"]) + "): the gap is a domain gap, not a limit of "
                   "the network at this size."]
+    if study.get("compare") and any(r in rows for r in ROW_SETS["calibration"]):
+        lines += [""] + _calibration_table(calibration_summary(study), study["compare"])
     if study.get("methods"):
         bases = [b for b in ("source_only", "adv_ce_sgd", "target_bn", "source_only_adabn")
                  if any(f"vs_{b}" in m for m in study["methods"].values())]
@@ -514,6 +566,33 @@ def markdown(study: dict, pictures: list[str]) -> str:
     lines += ["", "Each row is one command (`<seed>`: each of the seeds):", ""]
     lines += [f"- {name}: `{r['command']}`" for name, r in rows.items()]
     return "\n".join(lines + [""] + [f"![{p[:-4]}]({p})\n" for p in pictures])
+
+
+def _calibration_table(this: dict, other: dict) -> list[str]:
+    """This study's world beside a recorded one, method-free rows only."""
+    def head(c: dict) -> str:
+        version = f"world version {c['generator_version']}" if c.get("generator_version") else "world"
+        return f"{version}, seeds {', '.join(map(str, c['seeds']))}, {c['machine']}"
+
+    def row(c: dict, r: str) -> str:
+        v = c["rows"].get(r)
+        return "-" if v is None else f"{v['mean']:.2f} ± {_fmt(v['std'])}"
+
+    def share(c: dict) -> str:
+        s = c.get("statistics_share")
+        if not s:
+            return "-"
+        return f"{s['mean']:.2f}" + ("" if s["ci95"] is None else f" [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}]")
+
+    lines = [f"The world's calibration (method-free rows) beside `{other['study']}`:", "",
+             f"| figure | this study ({head(this)}) | {other['study']} ({head(other)}) |", "|---|---|---|"]
+    lines += [f"| {r} | {row(this, r)} | {row(other, r)} |" for r in ROW_SETS["calibration"]]
+    lines += [f"| {g} ({GAINS[g][0]} - {GAINS[g][1]}) | {_gain_cell(this['gains'].get(g))} | "
+              f"{_gain_cell(other['gains'].get(g))} |" for g in CALIBRATION_GAINS]
+    lines.append(f"| statistics_share | {share(this)} | {share(other)} |")
+    lines.append(f"| none on held-out source - none on target | {_gain_cell(this['source_val_minus_none'])} | "
+                 f"{_gain_cell(other['source_val_minus_none'])} |")
+    return lines
 
 
 if __name__ == "__main__":

@@ -210,6 +210,34 @@ def test_calibration_rows_give_the_share_the_source_gap_and_their_checks(tmp_pat
     assert verdict["statistics_share"] is False and verdict["source_val - none"] is False  # +1.3 < 5
 
 
+def test_compare_shows_both_worlds_calibration_side_by_side(tmp_path):
+    """COMPARE: a recorded study's calibration figures beside this one's in STUDY.md, kept in STUDY.json."""
+    this = {"oracle": [30.0, 31.0, 29.0], "none": [18.0, 18.0, 17.0], "none_adabn": [21.0, 22.0, 20.0],
+            "augmented": [21.0, 20.5, 19.5], "augmented_adabn": [22.0, 23.0, 21.5]}
+    other = {**this, "none_adabn": [27.0, 28.0, 26.0]}
+    recorded = study.collect(_hand_made_runs(tmp_path / "old", other), [1, 2, 3], tmp_path, [], minutes=1.0)
+    recorded.pop("world")  # a study recorded before the world's version was kept
+    (tmp_path / "old" / "STUDY.json").write_text(json.dumps(recorded))
+    compare = study._load_compare(str(tmp_path / "old"))
+    assert compare["generator_version"] is None and compare["seeds"] == [1, 2, 3]
+    assert compare["statistics_share"]["per_seed"] == pytest.approx([9 / 12, 10 / 13, 9 / 12])
+    assert compare["source_val_minus_none"] is None
+    out = study.collect(_hand_made_runs(tmp_path / "new", this, held_out=[27.0, 26.0, 25.0]), [1, 2, 3], tmp_path,
+                        [], minutes=1.0)
+    out["compare"] = compare
+    text = study.markdown(json.loads(json.dumps(out)), [])  # as rendered from STUDY.json
+    from datasets.synthetic import GENERATOR_VERSION
+    assert f"this study (world version {GENERATOR_VERSION}, seeds 1, 2, 3" in text
+    assert "| none_adabn | 21.00 ± 1.00 | 27.00 ± 1.00 |" in text
+    assert "| statistics_share | 0.27 [" in text and "| 0.76 [" in text
+    assert "| none on held-out source - none on target | +8.33 [" in text
+    for bad in (tmp_path / "missing.json", tmp_path / "new"):  # no file; a folder without a STUDY.json
+        with pytest.raises(ConfigError, match="COMPARE="):
+            study._load_compare(str(bad))
+    assert study._load_compare("") is None
+    assert study._load_compare(study.COMPARE)["seeds"] == [1, 2, 3]  # the default: a copy in docs/study
+
+
 def test_seeds_needed_for_an_interval_to_exclude_zero():
     from utils.stats import seeds_to_exclude_zero
 
