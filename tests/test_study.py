@@ -163,6 +163,17 @@ def test_rows_with_their_own_arguments_get_their_own_run_folders(tmp_path):
     assert study.ROW_SPECS["source_only_adabn"].evaluates_only and not study.ROW_SPECS["source_only"].evaluates_only
 
 
+def test_both_frozen_rows_train_at_the_same_lower_learning_rate(tmp_path):
+    """adversarial_frozen pairs two frozen rows: they differ in the variant (and run folder) alone, both at
+    FROZEN_LR."""
+    a, b = (study.row_command(r, 1, tmp_path, []) for r in ("source_only_frozen", "adv_ce_sgd_frozen"))
+    for cmd in (a, b):
+        assert "--BN_STATS=frozen" in cmd and f"--LR={study.FROZEN_LR:g}" in cmd
+    assert study.FROZEN_LR < study.script_constant(study.STEP45, "LR")
+    own = ("--VARIANTS=", "--RUN_NAME=")
+    assert [x for x in a if not x.startswith(own)] == [x for x in b if not x.startswith(own)]
+
+
 def test_statistics_rows_gains_and_share_from_hand_made_results(tmp_path):
     """STUDY.json's decomposition: each gain paired by seed, the statistics share per seed, evaluation rows
     counted as 0 iterations and 0 training seconds of their own."""
