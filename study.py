@@ -189,11 +189,10 @@ def _load_compare(path: str) -> dict | None:
     import json
 
     from utils.errors import ConfigError
+    from utils.paths import REPO_ROOT
 
     if not path:
         return None
-    from utils.paths import REPO_ROOT
-
     file = Path(path)
     if not file.is_absolute() and not file.exists():  # the default names a copy in the repository's docs
         file = REPO_ROOT / file
