@@ -549,7 +549,7 @@ def markdown(study: dict, pictures: list[str]) -> str:
                   f"{_gain_cell(held['minus_target'])} above `none` on the target (per seed "
                   + ", ".join(f"{v:.2f}" for v in held["miou"]) + "): the gap is a domain gap, not a limit of "
                   "the network at this size."]
-    if study.get("compare") and any(r in rows for r in ROW_SETS["calibration"]):
+    if study.get("compare") and all(r in rows for r in ("oracle", "none")):
         lines += [""] + _calibration_table(calibration_summary(study), study["compare"])
     if study.get("methods"):
         bases = [b for b in ("source_only", "adv_ce_sgd", "target_bn", "source_only_adabn")
