@@ -34,6 +34,7 @@ CHOICES = {"DEVICE": ("auto", "cpu", "cuda:N")}
 
 STEP2B, STEP3, STEP45 = "step2b_bisenet_cityscapes.py", "step3a3b_gta_to_cityscapes.py", "step4_5_adversarial.py"
 STEP6 = "step6_uda_methods.py"
+WORLD_SOURCE = "datasets/synthetic/world.py"  # where the synthetic world's GENERATOR_VERSION is set
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,8 @@ def _resolve_rows(spec: str) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def script_constant(script: str, name: str):
-    """A constant of a step script, read from its source (a script is run, never imported)."""
+    """A constant of a step script or of a module the scripts use, read from its source (the study runs
+    scripts, it never imports them or what they build on)."""
     import ast
 
     from utils.paths import REPO_ROOT
@@ -252,6 +254,8 @@ def script_constant(script: str, name: str):
     tree = ast.parse((REPO_ROOT / script).read_text(), filename=script)
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
             return ast.literal_eval(node.value)
     raise KeyError(f"{script} has no constant {name}")
 
@@ -346,8 +350,6 @@ def collect(runs: dict[str, dict[int, Path]], seeds: list[int], out, extra: list
     from utils.report import published
     from utils.stats import mean_std, paired_gain, seeds_to_exclude_zero
 
-    from datasets.synthetic import GENERATOR_VERSION
-
     rows, device, source_val = {}, None, None
     for row, by_seed in runs.items():
         spec = ROW_SPECS[row]
@@ -396,7 +398,8 @@ def collect(runs: dict[str, dict[int, Path]], seeds: list[int], out, extra: list
     if source_val:
         source_val["minus_target"] = {"per_seed": [h - t for h, t in zip(source_val["miou"], rows["none"]["miou"])],
                                       **paired_gain(source_val["miou"], rows["none"]["miou"])}
-    return {"seeds": seeds, "world": {"generator_version": GENERATOR_VERSION}, "rows": rows, "gains": gains,
+    world = {"generator_version": script_constant(WORLD_SOURCE, "GENERATOR_VERSION")}
+    return {"seeds": seeds, "world": world, "rows": rows, "gains": gains,
             **({"methods": methods} if methods else {}),
             **({"statistics_share": share} if share else {}),
             **({"source_val": source_val} if source_val else {}),

@@ -238,6 +238,7 @@ def test_compare_shows_both_worlds_calibration_side_by_side(tmp_path):
     out["compare"] = compare
     text = study.markdown(json.loads(json.dumps(out)), [])  # as rendered from STUDY.json
     from datasets.synthetic import GENERATOR_VERSION
+    assert out["world"]["generator_version"] == GENERATOR_VERSION
     assert f"this study (world version {GENERATOR_VERSION}, seeds 1, 2, 3" in text
     assert "| none_adabn | 21.00 ± 1.00 | 27.00 ± 1.00 |" in text
     assert "| statistics_share | 0.27 [" in text and "| 0.76 [" in text
